@@ -4,6 +4,7 @@
 //! Without a broker they skip with a message, unless `STAGE_HOST_REQUIRE_CLUSTER` is set
 //! (as in CI), where a missing broker is a failure.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -46,7 +47,9 @@ async fn start_proxy(test: &str) -> Option<Proxy> {
             "no Kafka broker answers at {bootstrap} and STAGE_HOST_REQUIRE_CLUSTER is set; \
              start one with `kafka_cluster/local-cluster up`"
         );
-        eprintln!(
+        // Written to stderr directly: libtest captures eprintln! of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED {test}: no Kafka broker answers at {bootstrap} \
              (start one with `kafka_cluster/local-cluster up`)"
         );
