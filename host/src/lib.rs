@@ -1,1 +1,18 @@
-//! stage-host
+//! `stage-host`: runs one stage plugin as one process.
+//!
+//! Data flows one way: record → [`framing`] → plugin batch → [`framing`] → produce → commit
+//! ([`runner`]). [`start`] is the start-up sequence; the binary in `main.rs` only parses
+//! arguments, sets up logging and maps errors to exit codes ([`error::exit_code`]).
+
+pub mod cli;
+pub mod error;
+pub mod framing;
+pub mod inspect;
+pub mod policy;
+pub mod registry;
+pub mod runner;
+pub mod settings;
+pub mod shutdown;
+pub mod stage_config;
+pub mod start;
+pub mod topics;

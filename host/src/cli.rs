@@ -1,0 +1,107 @@
+//! Command-line interface.
+
+use crate::policy::ErrorPolicy;
+use crate::settings::Connection;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Runs a stage plugin against Kafka, with Avro through a Schema Registry.
+#[derive(Debug, Parser)]
+#[command(name = "stage-host", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A subcommand; without one, runs the stage given by `--plugin`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Run options (used when no subcommand is given).
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "STAGE_HOST_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a plugin's metadata without connecting to anything.
+    Inspect {
+        /// The plugin library.
+        plugin: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Running one stage.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plugin library (`lib<name>.so`) to run.
+    #[arg(long, env = "STAGE_HOST_PLUGIN")]
+    pub plugin: Option<PathBuf>,
+
+    /// Stage configuration file (TOML or JSON) passed to the plugin's constructor.
+    #[arg(long, conflicts_with = "config_json")]
+    pub config: Option<PathBuf>,
+
+    /// Stage configuration as inline JSON.
+    #[arg(long)]
+    pub config_json: Option<String>,
+
+    /// Override the stage's input topic.
+    #[arg(long)]
+    pub input_topic: Option<String>,
+
+    /// Override the stage's consumer group.
+    #[arg(long)]
+    pub group_id: Option<String>,
+
+    /// Override the stage's output topic.
+    #[arg(long)]
+    pub output_topic: Option<String>,
+
+    /// What to do with a record that fails.
+    #[arg(long, value_enum, default_value = "fail")]
+    pub on_error: ErrorPolicy,
+
+    /// Dead-letter topic (default `<output topic>.dlq`).
+    #[arg(long)]
+    pub dead_letter_topic: Option<String>,
+
+    /// Most records per plugin call.
+    #[arg(long, default_value = "1000")]
+    pub batch_size: usize,
+
+    /// Longest wait, in milliseconds, to fill a batch after its first record.
+    #[arg(long, default_value = "20")]
+    pub batch_wait_ms: u64,
+
+    /// How long to wait for the input topic to exist at start-up.
+    #[arg(long, default_value = "60", value_name = "SECONDS")]
+    pub input_topic_timeout_secs: u64,
+
+    /// How long the final flush may take on stop.
+    #[arg(long, default_value = "30", value_name = "SECONDS")]
+    pub flush_timeout_secs: u64,
+
+    /// Cluster connection.
+    #[command(flatten)]
+    pub connection: Connection,
+}

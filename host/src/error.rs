@@ -1,0 +1,57 @@
+//! Errors that end a `stage-host` process, each with its exit code, so a supervisor can tell a
+//! bad deployment (which a restart will not fix) from a crash (which it may).
+
+use crate::registry::RegistryError;
+use crate::runner::RunError;
+use crate::topics::TopicError;
+
+/// Exit code when a run ends with an error.
+pub mod exit_code {
+    /// A record failed under the `fail` policy, or Kafka could not deliver.
+    pub const RUN_FAILED: i32 = 1;
+    /// Bad arguments or configuration.
+    pub const BAD_CONFIG: i32 = 2;
+    /// The plugin could not be loaded, is incompatible, or its constructor failed.
+    pub const BAD_PLUGIN: i32 = 3;
+    /// The broker or the Schema Registry could not be reached at start-up.
+    pub const UNREACHABLE: i32 = 4;
+    /// The cluster refused: an incompatible schema, a topic it would not create.
+    pub const REFUSED: i32 = 5;
+}
+
+/// Why `stage-host` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// Bad configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The plugin was refused.
+    #[error("{0}")]
+    Plugin(String),
+    /// A topic operation failed.
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    /// A registry operation failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The run failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+impl HostError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            HostError::Config(_) => exit_code::BAD_CONFIG,
+            HostError::Plugin(_) => exit_code::BAD_PLUGIN,
+            HostError::Topic(TopicError::Unreachable { .. }) => exit_code::UNREACHABLE,
+            HostError::Topic(TopicError::Missing { .. }) => exit_code::UNREACHABLE,
+            HostError::Topic(TopicError::Refused(_)) => exit_code::REFUSED,
+            HostError::Registry(e) if e.is_transient() => exit_code::UNREACHABLE,
+            HostError::Registry(_) => exit_code::REFUSED,
+            HostError::Run(RunError::Plugin(_)) => exit_code::BAD_PLUGIN,
+            HostError::Run(_) => exit_code::RUN_FAILED,
+        }
+    }
+}

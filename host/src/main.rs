@@ -1,0 +1,40 @@
+use clap::Parser;
+use stage_host::cli::{Cli, Command, LogFormat};
+use stage_host::error::HostError;
+use stage_host::shutdown::Shutdown;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match &cli.command {
+        Some(Command::Inspect { plugin, json }) => plugin_api::host::Plugin::load(plugin)
+            .map(|p| print!("{}", stage_host::inspect::render(&p, *json)))
+            .map_err(|e| HostError::Plugin(e.to_string())),
+        None => Shutdown::on_signals()
+            .map_err(|e| HostError::Config(format!("cannot install signal handlers: {e}")))
+            .and_then(|shutdown| stage_host::start::run(&cli.run, &shutdown).map(drop)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, naming the cause; the code tells a supervisor what kind of failure.
+            tracing::error!("{e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("STAGE_HOST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,89 @@
+//! Producing with acknowledgement tracking: every batch of outputs carries one [`Ack`], and
+//! the batch's input offsets are committed only once the broker acknowledged all of them.
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Outstanding deliveries of one batch, and the first delivery error.
+#[derive(Default, Debug)]
+pub struct Ack {
+    pending: AtomicUsize,
+    error: Mutex<Option<String>>,
+}
+
+impl Ack {
+    /// Whether every delivery of the batch has been reported.
+    pub fn done(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// The first delivery error, if any.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().expect("ack lock").clone()
+    }
+}
+
+/// Routes librdkafka's delivery reports to the batch [`Ack`]s.
+pub struct DeliveryContext;
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Arc<Ack>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<Ack>) {
+        if let Err((err, _)) = result {
+            let mut first = ack.error.lock().expect("ack lock");
+            if first.is_none() {
+                *first = Some(err.to_string());
+            }
+        }
+        ack.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The producer type the runners use.
+pub type AckingProducer = ThreadedProducer<DeliveryContext>;
+
+/// Sends one record, counted against `ack`. Waits while librdkafka's queue is full instead of
+/// failing: back-pressure, not data loss.
+pub fn send(
+    producer: &AckingProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    headers: Option<rdkafka::message::OwnedHeaders>,
+    ack: &Arc<Ack>,
+) -> Result<(), KafkaError> {
+    ack.pending.fetch_add(1, Ordering::AcqRel);
+    let mut record = BaseRecord::with_opaque_to(topic, Arc::clone(ack)).payload(payload);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    if let Some(headers) = headers {
+        record = record.headers(headers);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                record = returned;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((err, _)) => {
+                ack.pending.fetch_sub(1, Ordering::AcqRel);
+                return Err(err);
+            }
+        }
+    }
+}
+
+/// Flushes the producer, waiting at most `timeout`.
+pub fn flush(producer: &AckingProducer, timeout: Duration) -> Result<(), KafkaError> {
+    producer.flush(timeout)
+}

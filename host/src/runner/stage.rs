@@ -1,0 +1,522 @@
+//! The stage loop: consume a batch, strip framing, call the plugin once, produce its outputs,
+//! and commit the batch's offsets once the broker acknowledged every output derived from it.
+//!
+//! Batches are pipelined: the next batch is consumed and transformed while the previous one's
+//! deliveries are in flight. Commits advance over a prefix of fully acknowledged batches only,
+//! so a crash at any point re-reads records rather than losing them (at-least-once).
+
+use super::delivery::{self, Ack, AckingProducer, DeliveryContext};
+use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
+use crate::framing;
+use crate::policy::ErrorPolicy;
+use crate::registry::Registry;
+use crate::settings::{Connection, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
+use crate::shutdown::Shutdown;
+use plugin_api::abi::OutputBuffer;
+use plugin_api::host::{
+    FailureKind, InputBatchBuilder, OutputBufferExt, RecordPosition, StageInstance,
+};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How the loop batches and where failures go.
+#[derive(Debug, Clone)]
+pub struct StageOptions {
+    /// Stage name (for dead-letter headers).
+    pub stage_name: String,
+    /// Plugin version (for dead-letter headers).
+    pub plugin_version: String,
+    /// Topic to consume.
+    pub input_topic: String,
+    /// Consumer group.
+    pub group_id: String,
+    /// Whether input keys carry Confluent framing to strip.
+    pub input_key_framed: bool,
+    /// Most records per plugin call.
+    pub batch_size: usize,
+    /// Longest wait to fill a batch once it has a first record.
+    pub batch_wait: Duration,
+    /// What to do with failed records.
+    pub policy: ErrorPolicy,
+    /// The dead-letter topic, for [`ErrorPolicy::DeadLetter`].
+    pub dead_letter_topic: Option<String>,
+    /// Batches whose outputs may be in flight at once.
+    pub max_in_flight_batches: usize,
+    /// How long a final flush may take on stop.
+    pub flush_timeout: Duration,
+}
+
+/// Logs rebalances; partitions are handed over cleanly because commits only ever cover
+/// acknowledged outputs.
+struct StageConsumerContext;
+
+impl ClientContext for StageConsumerContext {}
+
+impl ConsumerContext for StageConsumerContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = %describe(tpl), "partitions assigned")
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(partitions = %describe(tpl), "partitions revoked")
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    tpl.elements()
+        .iter()
+        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One consumed record the plugin did not get or failed, kept for the error policy.
+struct FailedRecord {
+    position: RecordPosition,
+    kind: &'static str,
+    message: String,
+}
+
+/// A copy of a consumed record, kept only under the dead-letter policy.
+struct Original {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Option<OwnedHeaders>,
+}
+
+/// Batches whose outputs are in flight, oldest first, each with the offsets it completes.
+struct InFlight {
+    ack: Arc<Ack>,
+    next_offsets: BTreeMap<i32, i64>,
+}
+
+/// Writer schemas the plugin knows, and ids the registry does not.
+#[derive(Default)]
+struct SchemaCache {
+    known: HashMap<u32, ()>,
+    unknown: HashMap<u32, String>,
+}
+
+/// The stage loop with everything it owns.
+pub struct StageRunner<'a> {
+    options: StageOptions,
+    output: OutputTopic,
+    registry: &'a Registry,
+    instance: StageInstance,
+    consumer: BaseConsumer<StageConsumerContext>,
+    producer: AckingProducer,
+    shutdown: Shutdown,
+    schemas: SchemaCache,
+    in_flight: VecDeque<InFlight>,
+    stats: Stats,
+}
+
+impl<'a> StageRunner<'a> {
+    /// Creates the Kafka clients and subscribes. Nothing is consumed yet.
+    pub fn new(
+        conn: &Connection,
+        options: StageOptions,
+        output: OutputTopic,
+        registry: &'a Registry,
+        instance: StageInstance,
+        shutdown: Shutdown,
+    ) -> Result<Self, RunError> {
+        let mut consumer_config = conn.client_config(CONSUMER_DEFAULTS);
+        consumer_config.set("group.id", &options.group_id);
+        let consumer: BaseConsumer<StageConsumerContext> = consumer_config
+            .create_with_context(StageConsumerContext)
+            .map_err(|e| RunError::Kafka(format!("creating the consumer: {e}")))?;
+        consumer
+            .subscribe(&[&options.input_topic])
+            .map_err(|e| RunError::Kafka(format!("subscribing to {}: {e}", options.input_topic)))?;
+        let producer: AckingProducer = conn
+            .client_config(PRODUCER_DEFAULTS)
+            .create_with_context(DeliveryContext)
+            .map_err(|e| RunError::Kafka(format!("creating the producer: {e}")))?;
+        Ok(StageRunner {
+            options,
+            output,
+            registry,
+            instance,
+            consumer,
+            producer,
+            shutdown,
+            schemas: SchemaCache::default(),
+            in_flight: VecDeque::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Runs until a stop signal (then drains and returns `Ok`) or a fatal error (then commits
+    /// what is acknowledged and returns the error).
+    pub fn run(mut self) -> Result<Stats, RunError> {
+        let result = self.run_loop();
+        let drained = self.drain();
+        // Dropping the consumer closes it, which leaves the group at once.
+        self.consumer.unsubscribe();
+        tracing::info!(
+            records_in = self.stats.records_in,
+            records_out = self.stats.records_out,
+            skipped = self.stats.skipped,
+            dead_lettered = self.stats.dead_lettered,
+            "stage stopped"
+        );
+        result.and(drained).map(|()| self.stats)
+    }
+
+    fn run_loop(&mut self) -> Result<(), RunError> {
+        let mut batch = InputBatchBuilder::default();
+        let mut out = OutputBuffer::default();
+        let mut scratch = OutputScratch::default();
+        let mut progress = ProgressLog::new(Duration::from_secs(10));
+        let mut plugin_to_consumed: Vec<usize> = Vec::new();
+        let mut positions: Vec<RecordPosition> = Vec::new();
+        let mut originals: Vec<Original> = Vec::new();
+        let mut failed: Vec<FailedRecord> = Vec::new();
+        while !self.shutdown.requested() {
+            batch.clear();
+            plugin_to_consumed.clear();
+            positions.clear();
+            originals.clear();
+            failed.clear();
+            let mut next_offsets = BTreeMap::new();
+            self.fill_batch(
+                &mut batch,
+                &mut plugin_to_consumed,
+                &mut positions,
+                &mut originals,
+                &mut failed,
+                &mut next_offsets,
+            )?;
+            if positions.is_empty() {
+                self.commit_acknowledged(CommitMode::Async)?;
+                continue;
+            }
+            self.stats.records_in += positions.len() as u64;
+            if !batch.is_empty() {
+                self.instance
+                    .process(&batch, &mut out)
+                    .map_err(|e| RunError::Plugin(e.0))?;
+                for failure in out.failures() {
+                    failed.push(FailedRecord {
+                        position: batch.position(failure.input_index),
+                        kind: kind_name(failure.kind),
+                        message: failure.message.to_string(),
+                    });
+                }
+            }
+            if let Some(first) = failed.first() {
+                if self.options.policy == ErrorPolicy::Fail {
+                    return Err(RunError::RecordFailed(describe_failure(
+                        &self.options.input_topic,
+                        first,
+                    )));
+                }
+            }
+            let ack = Arc::new(Ack::default());
+            for output in out.outputs(Some(&batch)) {
+                self.output
+                    .send(&self.producer, &mut scratch, output.key, output.value, &ack)?;
+                self.stats.records_out += 1;
+            }
+            self.handle_failures(&failed, &positions, &originals, &ack)?;
+            self.in_flight.push_back(InFlight { ack, next_offsets });
+            self.wait_for_window()?;
+            self.commit_acknowledged(CommitMode::Async)?;
+            progress.maybe_log(&self.stats);
+        }
+        Ok(())
+    }
+
+    /// Polls up to `batch_size` records: waits for the first, then takes what arrives within
+    /// `batch_wait`.
+    #[allow(clippy::too_many_arguments)]
+    fn fill_batch(
+        &mut self,
+        batch: &mut InputBatchBuilder,
+        plugin_to_consumed: &mut Vec<usize>,
+        positions: &mut Vec<RecordPosition>,
+        originals: &mut Vec<Original>,
+        failed: &mut Vec<FailedRecord>,
+        next_offsets: &mut BTreeMap<i32, i64>,
+    ) -> Result<(), RunError> {
+        let keep_originals = self.options.policy == ErrorPolicy::DeadLetter;
+        let mut deadline: Option<Instant> = None;
+        while positions.len() < self.options.batch_size && !self.shutdown.requested() {
+            let timeout = match deadline {
+                None => Duration::from_millis(100),
+                Some(d) => d.saturating_duration_since(Instant::now()),
+            };
+            let message = match self.consumer.poll(timeout) {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    break;
+                }
+                Some(Ok(m)) => m,
+            };
+            deadline.get_or_insert_with(|| Instant::now() + self.options.batch_wait);
+            let position = RecordPosition {
+                partition: message.partition(),
+                offset: message.offset(),
+                timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
+            };
+            let consumed_index = positions.len();
+            positions.push(position);
+            next_offsets.insert(position.partition, position.offset + 1);
+            if keep_originals {
+                originals.push(Original {
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                    headers: message.headers().map(|h| h.detach()),
+                });
+            }
+            let fail = |kind, message: String| FailedRecord {
+                position,
+                kind,
+                message,
+            };
+            let (schema_id, datum) = match framing::strip(message.payload().unwrap_or_default()) {
+                Ok(parts) => parts,
+                Err(e) => {
+                    failed.push(fail("decode", e.to_string()));
+                    continue;
+                }
+            };
+            let key = match (message.key(), self.options.input_key_framed) {
+                (Some(k), true) => match framing::strip(k) {
+                    Ok((_, k)) => Some(k),
+                    Err(e) => {
+                        failed.push(fail("decode", format!("key: {e}")));
+                        continue;
+                    }
+                },
+                (key, _) => key,
+            };
+            if let Err(reason) = ensure_writer_schema(
+                &mut self.schemas,
+                self.registry,
+                &mut self.instance,
+                &self.shutdown,
+                schema_id,
+            )? {
+                failed.push(fail("decode", reason));
+                continue;
+            }
+            batch.push(key, datum, schema_id, position);
+            plugin_to_consumed.push(consumed_index);
+        }
+        Ok(())
+    }
+
+    /// Applies the skip or dead-letter policy to the batch's failed records.
+    fn handle_failures(
+        &mut self,
+        failed: &[FailedRecord],
+        positions: &[RecordPosition],
+        originals: &[Original],
+        ack: &Arc<Ack>,
+    ) -> Result<(), RunError> {
+        for failure in failed {
+            let line = describe_failure(&self.options.input_topic, failure);
+            match self.options.policy {
+                ErrorPolicy::Fail => unreachable!("fail policy stops before producing"),
+                ErrorPolicy::Skip => {
+                    tracing::warn!("skipping record: {line}");
+                    self.stats.skipped += 1;
+                }
+                ErrorPolicy::DeadLetter => {
+                    let index = positions
+                        .iter()
+                        .position(|p| {
+                            p.partition == failure.position.partition
+                                && p.offset == failure.position.offset
+                        })
+                        .expect("a failed record was consumed in this batch");
+                    self.dead_letter(failure, &originals[index], ack)?;
+                    tracing::warn!("dead-lettered record: {line}");
+                    self.stats.dead_lettered += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn dead_letter(
+        &self,
+        failure: &FailedRecord,
+        original: &Original,
+        ack: &Arc<Ack>,
+    ) -> Result<(), RunError> {
+        let topic = self
+            .options
+            .dead_letter_topic
+            .as_deref()
+            .expect("the dead-letter policy has a topic");
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default()
+            .to_string();
+        let partition = failure.position.partition.to_string();
+        let offset = failure.position.offset.to_string();
+        let mut headers = original.headers.clone().unwrap_or_default();
+        for (key, value) in [
+            ("stage.name", self.options.stage_name.as_str()),
+            ("stage.plugin.version", self.options.plugin_version.as_str()),
+            ("stage.error.kind", failure.kind),
+            ("stage.error.message", failure.message.as_str()),
+            ("stage.source.topic", self.options.input_topic.as_str()),
+            ("stage.source.partition", partition.as_str()),
+            ("stage.source.offset", offset.as_str()),
+            ("stage.failed.at.ms", now_ms.as_str()),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        delivery::send(
+            &self.producer,
+            topic,
+            original.key.as_deref(),
+            original.value.as_deref().unwrap_or_default(),
+            Some(headers),
+            ack,
+        )
+        .map_err(|e| RunError::Kafka(format!("producing to dead-letter topic {topic}: {e}")))
+    }
+
+    /// Bounds memory: waits while too many batches are unacknowledged.
+    fn wait_for_window(&mut self) -> Result<(), RunError> {
+        while self.in_flight.len() > self.options.max_in_flight_batches {
+            self.commit_acknowledged(CommitMode::Async)?;
+            if self.in_flight.len() > self.options.max_in_flight_batches {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the offsets of the acknowledged prefix of in-flight batches. A delivery error
+    /// is fatal: nothing after it is committed.
+    fn commit_acknowledged(&mut self, mode: CommitMode) -> Result<(), RunError> {
+        let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
+        while let Some(front) = self.in_flight.front() {
+            if !front.ack.done() {
+                break;
+            }
+            if let Some(error) = front.ack.error() {
+                self.commit(&offsets, mode)?;
+                return Err(RunError::Kafka(format!("delivery failed: {error}")));
+            }
+            let batch = self.in_flight.pop_front().expect("front exists");
+            offsets.extend(batch.next_offsets);
+        }
+        self.commit(&offsets, mode)
+    }
+
+    fn commit(&self, offsets: &BTreeMap<i32, i64>, mode: CommitMode) -> Result<(), RunError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&partition, &offset) in offsets {
+            tpl.add_partition_offset(&self.options.input_topic, partition, Offset::Offset(offset))
+                .map_err(|e| RunError::Kafka(e.to_string()))?;
+        }
+        if let Err(e) = self.consumer.commit(&tpl, mode) {
+            // After a rebalance took a partition away, its commit is refused; the new owner
+            // re-reads from the last committed offset (at-least-once), so this is not fatal.
+            tracing::warn!(error = %e, "commit failed");
+        }
+        Ok(())
+    }
+
+    /// On stop: flush the producer, wait for every acknowledgement, commit synchronously.
+    fn drain(&mut self) -> Result<(), RunError> {
+        if let Err(e) = delivery::flush(&self.producer, self.options.flush_timeout) {
+            tracing::error!(error = %e, "flushing the producer failed; unacknowledged input is not committed");
+        }
+        self.commit_acknowledged(CommitMode::Sync)?;
+        if !self.in_flight.is_empty() {
+            return Err(RunError::Kafka(format!(
+                "{} batches were not acknowledged before the flush timeout; their input is not committed and will be read again",
+                self.in_flight.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Makes sure the plugin knows writer schema `id`. `Ok(Err(reason))` when the registry
+/// has no such schema (a record failure); transient registry errors are retried here, with
+/// backoff, until the registry answers or the stage is stopped.
+fn ensure_writer_schema(
+    schemas: &mut SchemaCache,
+    registry: &Registry,
+    instance: &mut StageInstance,
+    shutdown: &Shutdown,
+    id: u32,
+) -> Result<Result<(), String>, RunError> {
+    if schemas.known.contains_key(&id) {
+        return Ok(Ok(()));
+    }
+    if let Some(reason) = schemas.unknown.get(&id) {
+        return Ok(Err(reason.clone()));
+    }
+    let mut backoff = Duration::from_millis(200);
+    let schema = loop {
+        match registry.schema_by_id(id) {
+            Ok(schema) => break schema,
+            Err(e) if e.is_transient() => {
+                if shutdown.requested() {
+                    return Err(RunError::Registry(e.to_string()));
+                }
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "schema lookup failed; retrying");
+                shutdown.sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => {
+                let reason = format!("unknown writer schema id {id}: {e}");
+                schemas.unknown.insert(id, reason.clone());
+                return Ok(Err(reason));
+            }
+        }
+    };
+    match instance.add_writer_schema(id, &schema) {
+        Ok(()) => {
+            schemas.known.insert(id, ());
+            Ok(Ok(()))
+        }
+        Err(e) => {
+            let reason = format!("writer schema {id} is unusable: {e}");
+            schemas.unknown.insert(id, reason.clone());
+            Ok(Err(reason))
+        }
+    }
+}
+
+fn kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Decode => "decode",
+        FailureKind::Transform => "transform",
+        FailureKind::Panic => "panic",
+        FailureKind::Encode => "encode",
+    }
+}
+
+fn describe_failure(topic: &str, failure: &FailedRecord) -> String {
+    format!(
+        "{} error at {}[{}]@{}: {}",
+        failure.kind, topic, failure.position.partition, failure.position.offset, failure.message
+    )
+}

@@ -1,0 +1,113 @@
+//! Connection settings shared by every command that talks to a cluster, and the librdkafka
+//! configuration built from them.
+
+use clap::Args;
+use rdkafka::ClientConfig;
+use std::time::Duration;
+
+/// Where the cluster is, and any librdkafka property to pass through.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        env = "STAGE_HOST_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_servers: String,
+
+    /// Schema Registry URL.
+    #[arg(
+        long,
+        env = "STAGE_HOST_SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub schema_registry_url: String,
+
+    /// Schema Registry basic auth, `user:password`.
+    #[arg(long, env = "STAGE_HOST_SCHEMA_REGISTRY_AUTH", hide_env_values = true)]
+    pub schema_registry_auth: Option<String>,
+
+    /// Kafka REST Proxy URL. When given, topics are created through its v3 API instead of the
+    /// Kafka Admin API.
+    #[arg(long, env = "STAGE_HOST_REST_PROXY_URL")]
+    pub rest_proxy_url: Option<String>,
+
+    /// A librdkafka property, `key=value`, for every client (repeatable), e.g.
+    /// `-X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN`.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+
+    /// How long to wait for the broker to answer at start-up.
+    #[arg(long, default_value = "15", value_name = "SECONDS")]
+    pub connect_timeout_secs: u64,
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{text}`")),
+    }
+}
+
+impl Connection {
+    /// The start-up connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+
+    /// A librdkafka config with the bootstrap servers, then `defaults`, then the user's `-X`
+    /// properties (which win).
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (k, v) in defaults {
+            config.set(*k, *v);
+        }
+        for (k, v) in &self.kafka_properties {
+            config.set(k, v);
+        }
+        config
+    }
+}
+
+/// Producer settings: batched and lingering for throughput, idempotent so retries neither
+/// duplicate nor reorder. Never flushed per record.
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    ("batch.num.messages", "10000"),
+    ("queue.buffering.max.messages", "500000"),
+    ("queue.buffering.max.kbytes", "262144"),
+];
+
+/// Consumer settings: offsets are committed by the host after outputs are acknowledged, never
+/// automatically.
+pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+    ("session.timeout.ms", "6000"),
+    ("heartbeat.interval.ms", "1000"),
+    ("enable.partition.eof", "false"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_parse_and_reject() {
+        assert_eq!(
+            parse_property("compression.type=zstd"),
+            Ok(("compression.type".into(), "zstd".into()))
+        );
+        assert_eq!(
+            parse_property("sasl.password=a=b"),
+            Ok(("sasl.password".into(), "a=b".into()))
+        );
+        assert!(parse_property("novalue").is_err());
+        assert!(parse_property("=x").is_err());
+    }
+}

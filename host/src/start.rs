@@ -1,0 +1,162 @@
+//! Start-up of one stage process, in the order that lets it fail early and clearly: load and
+//! check the plugin, construct the stage (a dry run of its config), reach the broker, create
+//! the output topic, register the output schema, wait for the input topic, then run.
+
+use crate::cli::RunArgs;
+use crate::error::HostError;
+use crate::registry::Registry;
+use crate::runner::stage::{StageOptions, StageRunner};
+use crate::runner::{source::run_source, OutputTopic, Stats};
+use crate::shutdown::Shutdown;
+use crate::{policy::ErrorPolicy, stage_config, topics};
+use plugin_api::host::Plugin;
+use plugin_api::{StageKind, TopicSpec};
+use std::time::Duration;
+
+/// Runs the stage described by `args` until it stops.
+pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
+    let path = args.plugin.as_ref().ok_or_else(|| {
+        HostError::Config(
+            "no plugin given: use --plugin <lib.so> (or a subcommand; see --help)".into(),
+        )
+    })?;
+    let config = match (&args.config, &args.config_json) {
+        (Some(file), _) => stage_config::from_file(file).map_err(HostError::Config)?,
+        (None, Some(json)) => stage_config::from_json(json)
+            .map_err(|e| HostError::Config(format!("--config-json: {e}")))?,
+        (None, None) => serde_json::json!({}),
+    };
+    if args.batch_size == 0 {
+        return Err(HostError::Config("--batch-size must be at least 1".into()));
+    }
+
+    let plugin = Plugin::load(path).map_err(|e| HostError::Plugin(e.to_string()))?;
+    let mut spec = plugin.spec().clone();
+    if let Some(topic) = &args.output_topic {
+        spec.output_topic.name = topic.clone();
+    }
+    tracing::info!(plugin = %path.display(), stage = %spec.name, version = %spec.version, "plugin loaded");
+    let conn = &args.connection;
+    let registry = Registry::new(
+        &conn.schema_registry_url,
+        conn.schema_registry_auth.as_deref(),
+    )?;
+
+    // Construct before touching the cluster: a config error is the plugin's to report.
+    let constructed = match spec.kind {
+        StageKind::Stage => Constructed::Stage(plugin.new_stage(&config)),
+        StageKind::Source => Constructed::Source(plugin.new_source(&config)),
+    };
+    if let Some(e) = constructed.error() {
+        return Err(HostError::Plugin(format!(
+            "stage {} could not be constructed: {e}",
+            spec.name
+        )));
+    }
+
+    if topics::ensure_topic(conn, &spec.output_topic)? {
+        tracing::info!(topic = %spec.output_topic.name, "created output topic");
+    }
+    let value_schema_id = registry.register(
+        &format!("{}-value", spec.output_topic.name),
+        &spec.output_value_schema,
+    )?;
+    let key_schema_id = spec
+        .output_key_schema
+        .as_deref()
+        .map(|schema| registry.register(&format!("{}-key", spec.output_topic.name), schema))
+        .transpose()?;
+    tracing::info!(subject = %format!("{}-value", spec.output_topic.name), id = value_schema_id, "output schema registered");
+    let output = OutputTopic {
+        topic: spec.output_topic.name.clone(),
+        value_schema_id,
+        key_schema_id,
+    };
+    let flush_timeout = Duration::from_secs(args.flush_timeout_secs);
+
+    match constructed {
+        Constructed::Source(instance) => {
+            let instance = instance.expect("checked above");
+            Ok(run_source(
+                conn,
+                &output,
+                instance,
+                args.batch_size,
+                flush_timeout,
+                shutdown,
+            )?)
+        }
+        Constructed::Stage(instance) => {
+            let instance = instance.expect("checked above");
+            let input_topic = args
+                .input_topic
+                .clone()
+                .or(spec.input_topic.clone())
+                .ok_or_else(|| {
+                    HostError::Config(
+                        "the stage declares no input topic; give --input-topic".into(),
+                    )
+                })?;
+            let group_id = args
+                .group_id
+                .clone()
+                .or(spec.group_id.clone())
+                .ok_or_else(|| {
+                    HostError::Config(
+                        "the stage declares no consumer group; give --group-id".into(),
+                    )
+                })?;
+            let dead_letter_topic = (args.on_error == ErrorPolicy::DeadLetter).then(|| {
+                args.dead_letter_topic
+                    .clone()
+                    .unwrap_or_else(|| format!("{}.dlq", spec.output_topic.name))
+            });
+            if let Some(topic) = &dead_letter_topic {
+                let dlq = TopicSpec {
+                    name: topic.clone(),
+                    partitions: 1,
+                    replication_factor: spec.output_topic.replication_factor,
+                };
+                topics::ensure_topic(conn, &dlq)?;
+            }
+            topics::wait_for_topic(
+                conn,
+                &input_topic,
+                Duration::from_secs(args.input_topic_timeout_secs),
+                shutdown,
+            )?;
+            let options = StageOptions {
+                stage_name: spec.name.clone(),
+                plugin_version: spec.version.clone(),
+                input_topic,
+                group_id,
+                input_key_framed: spec.input_key_framed,
+                batch_size: args.batch_size,
+                batch_wait: Duration::from_millis(args.batch_wait_ms),
+                policy: args.on_error,
+                dead_letter_topic,
+                max_in_flight_batches: 8,
+                flush_timeout,
+            };
+            tracing::info!(topic = %options.input_topic, group = %options.group_id, "consuming");
+            let runner =
+                StageRunner::new(conn, options, output, &registry, instance, shutdown.clone())?;
+            Ok(runner.run()?)
+        }
+    }
+}
+
+enum Constructed {
+    Stage(Result<plugin_api::host::StageInstance, plugin_api::host::CallError>),
+    Source(Result<plugin_api::host::SourceInstance, plugin_api::host::CallError>),
+}
+
+impl Constructed {
+    fn error(&self) -> Option<String> {
+        match self {
+            Constructed::Stage(Err(e)) => Some(e.0.clone()),
+            Constructed::Source(Err(e)) => Some(e.0.clone()),
+            _ => None,
+        }
+    }
+}

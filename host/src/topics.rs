@@ -1,0 +1,198 @@
+//! Topic existence and creation, through the Kafka Admin API or, when a REST Proxy URL is
+//! given, its v3 API (the only way the Python library had).
+
+use crate::settings::Connection;
+use plugin_api::TopicSpec;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{BaseProducer, Producer};
+use std::time::{Duration, Instant};
+
+/// A topic operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The broker did not answer.
+    #[error("cannot reach Kafka at {servers}: {message}")]
+    Unreachable {
+        /// Bootstrap servers.
+        servers: String,
+        /// What failed.
+        message: String,
+    },
+    /// The broker or REST Proxy refused.
+    #[error("{0}")]
+    Refused(String),
+    /// Waited for a topic that did not appear.
+    #[error("input topic {topic} does not exist (waited {waited_secs} s); start the stage that produces it, or create it")]
+    Missing {
+        /// The topic.
+        topic: String,
+        /// How long we waited.
+        waited_secs: u64,
+    },
+}
+
+/// Checks the broker answers a metadata request and returns whether `topic` exists.
+pub fn topic_exists(conn: &Connection, topic: &str) -> Result<bool, TopicError> {
+    // A metadata request for a missing topic must not create it with the broker's defaults.
+    let producer: BaseProducer = conn
+        .client_config(&[("allow.auto.create.topics", "false")])
+        .create()
+        .map_err(|e| TopicError::Refused(format!("invalid Kafka client settings: {e}")))?;
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(topic), conn.connect_timeout())
+        .map_err(|e| TopicError::Unreachable {
+            servers: conn.bootstrap_servers.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+}
+
+/// Creates the topic if it does not exist yet.
+pub fn ensure_topic(conn: &Connection, spec: &TopicSpec) -> Result<bool, TopicError> {
+    if topic_exists(conn, &spec.name)? {
+        return Ok(false);
+    }
+    match &conn.rest_proxy_url {
+        Some(url) => rest::create_topic(url, spec)?,
+        None => create_with_admin_api(conn, spec)?,
+    }
+    Ok(true)
+}
+
+fn create_with_admin_api(conn: &Connection, spec: &TopicSpec) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> = conn
+        .client_config(&[])
+        .create()
+        .map_err(|e| TopicError::Refused(format!("invalid Kafka client settings: {e}")))?;
+    let topic = NewTopic::new(
+        &spec.name,
+        spec.partitions,
+        TopicReplication::Fixed(i32::from(spec.replication_factor)),
+    );
+    let options = AdminOptions::new().operation_timeout(Some(conn.connect_timeout()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TopicError::Refused(e.to_string()))?;
+    let results = runtime
+        .block_on(admin.create_topics([&topic], &options))
+        .map_err(|e| TopicError::Unreachable {
+            servers: conn.bootstrap_servers.clone(),
+            message: e.to_string(),
+        })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(TopicError::Refused(format!(
+                    "creating topic {name} failed: {code}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `topic` exists, polling, for at most `timeout`.
+pub fn wait_for_topic(
+    conn: &Connection,
+    topic: &str,
+    timeout: Duration,
+    stop: &crate::shutdown::Shutdown,
+) -> Result<(), TopicError> {
+    let start = Instant::now();
+    let mut logged = false;
+    loop {
+        if topic_exists(conn, topic)? {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout || stop.requested() {
+            return Err(TopicError::Missing {
+                topic: topic.to_string(),
+                waited_secs: start.elapsed().as_secs(),
+            });
+        }
+        if !logged {
+            tracing::info!(topic, "waiting for the input topic to be created");
+            logged = true;
+        }
+        stop.sleep(Duration::from_millis(500));
+    }
+}
+
+/// The REST Proxy v3 topic API.
+pub mod rest {
+    use super::TopicError;
+    use plugin_api::TopicSpec;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Deserialize)]
+    struct ClusterList {
+        data: Vec<Cluster>,
+    }
+
+    #[derive(Deserialize)]
+    struct Cluster {
+        cluster_id: String,
+    }
+
+    fn client() -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .expect("a reqwest client with a timeout builds")
+    }
+
+    fn unreachable(url: &str, e: reqwest::Error) -> TopicError {
+        TopicError::Refused(format!("Kafka REST Proxy at {url} failed: {e}"))
+    }
+
+    /// The ids of the clusters the proxy serves.
+    pub fn cluster_ids(url: &str) -> Result<Vec<String>, TopicError> {
+        let base = url.trim_end_matches('/');
+        let list: ClusterList = client()
+            .get(format!("{base}/v3/clusters"))
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json())
+            .map_err(|e| unreachable(url, e))?;
+        Ok(list.data.into_iter().map(|c| c.cluster_id).collect())
+    }
+
+    /// Creates a topic in the proxy's first cluster; an existing topic is not an error.
+    pub fn create_topic(url: &str, spec: &TopicSpec) -> Result<(), TopicError> {
+        let base = url.trim_end_matches('/');
+        let cluster = cluster_ids(url)?.into_iter().next().ok_or_else(|| {
+            TopicError::Refused(format!("Kafka REST Proxy at {url} lists no cluster"))
+        })?;
+        let response = client()
+            .post(format!("{base}/v3/clusters/{cluster}/topics"))
+            .json(&json!({
+                "topic_name": spec.name,
+                "partitions_count": spec.partitions,
+                "replication_factor": spec.replication_factor,
+            }))
+            .send()
+            .map_err(|e| unreachable(url, e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: serde_json::Value = response.json().unwrap_or_default();
+        // 40002: "Topic already exists" (a concurrent creator won the race).
+        if body["error_code"] == 40002 {
+            return Ok(());
+        }
+        Err(TopicError::Refused(format!(
+            "Kafka REST Proxy refused to create topic {}: {} {}",
+            spec.name, status, body["message"]
+        )))
+    }
+}
