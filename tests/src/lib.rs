@@ -1,1 +1,338 @@
-//! e2e-tests
+//! Support for the end-to-end tests: where the built binaries and plugins are, how to run
+//! `stage-host`, and the independent client (Python confluent-kafka, `tools/kafka_tool.py`)
+//! that produces input and reads output.
+//!
+//! The tests need the local cluster (`kafka_cluster/local-cluster up`) and a built workspace
+//! (`cargo build --workspace`); `scripts/test` does both. Without a broker they skip, unless
+//! `STAGE_HOST_REQUIRE_CLUSTER` is set (CI), when they fail.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The directory cargo builds the workspace's debug artifacts into.
+pub fn build_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    target.join("debug")
+}
+
+fn built(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// The `stage-host` binary.
+pub fn stage_host() -> PathBuf {
+    built(build_dir().join("stage-host"))
+}
+
+/// A plugin library of the workspace, by crate name (`stage-two` → `libstage_two.so`).
+pub fn plugin(crate_name: &str) -> PathBuf {
+    built(build_dir().join(format!("lib{}.so", crate_name.replace('-', "_"))))
+}
+
+/// A schema file of `schemas/`.
+pub fn schema(file: &str) -> PathBuf {
+    repo_root().join("schemas").join(file)
+}
+
+/// Whether the local cluster answers. Without it a test returns early (skips), unless
+/// `STAGE_HOST_REQUIRE_CLUSTER` is set, when it fails.
+pub fn cluster_available() -> bool {
+    let up = TcpStream::connect_timeout(&"127.0.0.1:9092".parse().unwrap(), Duration::from_secs(2))
+        .is_ok()
+        && TcpStream::connect_timeout(&"127.0.0.1:8081".parse().unwrap(), Duration::from_secs(2))
+            .is_ok();
+    if !up {
+        let required =
+            std::env::var("STAGE_HOST_REQUIRE_CLUSTER").is_ok_and(|v| v != "0" && !v.is_empty());
+        assert!(
+            !required,
+            "the local cluster is not running (kafka_cluster/local-cluster up)"
+        );
+        eprintln!("skipping: the local cluster is not running (kafka_cluster/local-cluster up)");
+    }
+    up
+}
+
+/// A name no other test run uses: `<base>_<pid>_<n>_<nanos>`.
+pub fn unique(base: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{base}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The Python of the project's venv (`scripts/python-env`).
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("STAGE_HOST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/stage-host/venv")
+        });
+    built(venv.join("bin/python"))
+}
+
+/// Runs the independent client with `args`; panics with its stderr if it fails.
+pub fn kafka_tool(args: &[&str]) -> String {
+    let output = Command::new(python())
+        .arg(repo_root().join("tests/tools/kafka_tool.py"))
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "kafka_tool {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Creates a topic with the independent client.
+pub fn create_topic(topic: &str, partitions: u32) {
+    kafka_tool(&[
+        "create-topic",
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+    ]);
+}
+
+/// Produces `count` stage-one records `{postid: "<prefix><i>", title}` keyed by postid, with
+/// confluent-kafka's AvroSerializer.
+pub fn produce_posts(topic: &str, start: u32, count: u32) {
+    kafka_tool(&[
+        "produce-avro",
+        "--topic",
+        topic,
+        "--schema",
+        schema("stage_one.json").to_str().unwrap(),
+        "--start",
+        &start.to_string(),
+        "--count",
+        &count.to_string(),
+    ]);
+}
+
+/// Produces one record with raw bytes as its value.
+pub fn produce_raw(topic: &str, key: &str, value: &[u8]) {
+    let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+    kafka_tool(&[
+        "produce-raw",
+        "--topic",
+        topic,
+        "--key",
+        key,
+        "--value-hex",
+        &hex,
+    ]);
+}
+
+/// One record read back with confluent-kafka's AvroDeserializer.
+#[derive(Debug, Clone)]
+pub struct ConsumedRecord {
+    /// The key as text.
+    pub key: Option<String>,
+    /// The decoded value.
+    pub value: serde_json::Value,
+}
+
+/// Reads `count` records of `topic` from the beginning, failing after `timeout_secs`.
+pub fn consume_avro(topic: &str, count: usize, timeout_secs: u32) -> Vec<ConsumedRecord> {
+    kafka_tool(&[
+        "consume-avro",
+        "--topic",
+        topic,
+        "--count",
+        &count.to_string(),
+        "--timeout",
+        &timeout_secs.to_string(),
+    ])
+    .lines()
+    .map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).expect("kafka_tool prints JSON");
+        ConsumedRecord {
+            key: v["key"].as_str().map(str::to_string),
+            value: v["value"].clone(),
+        }
+    })
+    .collect()
+}
+
+/// The committed offset per partition of `group` on `topic` (negative: none committed).
+pub fn committed(topic: &str, group: &str) -> BTreeMap<i32, i64> {
+    let json: BTreeMap<String, i64> = serde_json::from_str(&kafka_tool(&[
+        "committed",
+        "--topic",
+        topic,
+        "--group",
+        group,
+    ]))
+    .expect("kafka_tool prints JSON");
+    json.into_iter()
+        .map(|(p, o)| (p.parse().expect("partition number"), o))
+        .collect()
+}
+
+/// A running `stage-host` process whose stderr is collected.
+pub struct StageProcess {
+    child: Child,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl StageProcess {
+    /// Starts `stage-host` with `args`.
+    pub fn start(args: &[&str]) -> StageProcess {
+        let mut child = Command::new(stage_host())
+            .args(args)
+            .env("STAGE_HOST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("stage-host starts");
+        let mut pipe = child.stderr.take().expect("stderr is piped");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        });
+        StageProcess { child, stderr }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself, killing it after `timeout`.
+    pub fn wait(mut self, timeout: Duration) -> Finished {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let stderr = self.stderr.join().unwrap_or_default();
+                panic!("stage-host did not exit within {timeout:?}; stderr:\n{stderr}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Finished {
+            status,
+            stderr: self.stderr.join().unwrap_or_default(),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(self, timeout: Duration) -> Finished {
+        signal(self.pid(), "TERM");
+        self.wait(timeout)
+    }
+}
+
+/// Sends a signal by name (`TERM`, `KILL`) to a process.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// How a `stage-host` process ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The exit code (panics if it was killed by a signal).
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal; stderr:\n{}", self.stderr))
+    }
+
+    /// The ERROR lines of the log.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.contains("ERROR"))
+            .collect()
+    }
+
+    /// Asserts the process failed with `code` and exactly one error line containing every
+    /// one of `needles`, and no panic message or backtrace.
+    pub fn assert_failed_with(&self, code: i32, needles: &[&str]) {
+        assert_eq!(self.code(), code, "exit code; stderr:\n{}", self.stderr);
+        let errors = self.error_lines();
+        assert_eq!(
+            errors.len(),
+            1,
+            "one error line expected; stderr:\n{}",
+            self.stderr
+        );
+        for needle in needles {
+            assert!(
+                errors[0].contains(needle),
+                "error line lacks {needle:?}: {}",
+                errors[0]
+            );
+        }
+        for forbidden in [
+            "stack backtrace",
+            "RUST_BACKTRACE",
+            "thread 'main' panicked",
+        ] {
+            assert!(
+                !self.stderr.contains(forbidden),
+                "stderr shows a Rust panic ({forbidden}):\n{}",
+                self.stderr
+            );
+        }
+    }
+}
+
+/// Runs `stage-host` to completion with `args` (for runs that must fail on their own).
+pub fn run_stage_host(args: &[&str], timeout: Duration) -> Finished {
+    StageProcess::start(args).wait(timeout)
+}
+
+/// `stage-host` output as `Output`, for short commands like `inspect`.
+pub fn stage_host_output(args: &[&str]) -> Output {
+    Command::new(stage_host())
+        .args(args)
+        .output()
+        .expect("stage-host runs")
+}
