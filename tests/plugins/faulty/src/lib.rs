@@ -87,7 +87,7 @@ impl Stage for Faulty {
     ) -> Result<(), BoxError> {
         self.seen += 1;
         let postid = record.value.postid;
-        if self.seen % self.config.every.max(1) == 0 {
+        if self.seen.is_multiple_of(self.config.every.max(1)) {
             match self.config.fail {
                 Fault::TransformError => return Err(format!("cannot score {postid}").into()),
                 Fault::TransformPanic => panic!("transform panics on {postid}"),
