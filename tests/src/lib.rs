@@ -336,3 +336,19 @@ pub fn stage_host_output(args: &[&str]) -> Output {
         .output()
         .expect("stage-host runs")
 }
+
+/// Reads `count` records of `topic` as raw JSON objects `{key, value_hex, headers, offset}`.
+pub fn consume_raw(topic: &str, count: usize, timeout_secs: u32) -> Vec<serde_json::Value> {
+    kafka_tool(&[
+        "consume-raw",
+        "--topic",
+        topic,
+        "--count",
+        &count.to_string(),
+        "--timeout",
+        &timeout_secs.to_string(),
+    ])
+    .lines()
+    .map(|line| serde_json::from_str(line).expect("kafka_tool prints JSON"))
+    .collect()
+}

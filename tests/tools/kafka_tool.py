@@ -6,6 +6,7 @@ agreeing with itself.
     kafka_tool.py produce-avro  --topic T --schema FILE --count N [--key-prefix postid_] [--start 0]
     kafka_tool.py produce-raw   --topic T --key K --value-hex HEX
     kafka_tool.py consume-avro  --topic T --count N [--timeout 60]      (JSON lines on stdout)
+    kafka_tool.py consume-raw   --topic T --count N [--timeout 60]      (key, value hex, headers)
     kafka_tool.py committed     --topic T --group G                     (JSON {partition: offset})
     kafka_tool.py create-topic  --topic T [--partitions 1]
 
@@ -58,6 +59,26 @@ def produce_raw(args: argparse.Namespace) -> None:
 
 def consume_avro(args: argparse.Namespace) -> None:
     deserializer = AvroDeserializer(SchemaRegistryClient({"url": REGISTRY}))
+
+    def describe(msg):
+        value = deserializer(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
+        key = msg.key().decode() if msg.key() is not None else None
+        return {"key": key, "value": value, "partition": msg.partition()}
+
+    consume(args, describe)
+
+
+def consume_raw(args: argparse.Namespace) -> None:
+    def describe(msg):
+        headers = {k: (v.decode() if v is not None else None) for k, v in (msg.headers() or [])}
+        key = msg.key().decode() if msg.key() is not None else None
+        value = msg.value().hex() if msg.value() is not None else None
+        return {"key": key, "value_hex": value, "headers": headers, "offset": msg.offset()}
+
+    consume(args, describe)
+
+
+def consume(args: argparse.Namespace, describe) -> None:
     consumer = Consumer(
         {
             "bootstrap.servers": BOOTSTRAP,
@@ -78,9 +99,7 @@ def consume_avro(args: argparse.Namespace) -> None:
             if msg.error():
                 print(f"consumer error: {msg.error()}", file=sys.stderr)
                 continue
-            value = deserializer(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
-            key = msg.key().decode() if msg.key() is not None else None
-            print(json.dumps({"key": key, "value": value, "partition": msg.partition()}), flush=True)
+            print(json.dumps(describe(msg)), flush=True)
             seen += 1
     finally:
         consumer.close()
@@ -124,6 +143,11 @@ def main() -> None:
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--timeout", type=float, default=60)
     p.set_defaults(run=consume_avro)
+    p = sub.add_parser("consume-raw")
+    p.add_argument("--topic", required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=60)
+    p.set_defaults(run=consume_raw)
     p = sub.add_parser("committed")
     p.add_argument("--topic", required=True)
     p.add_argument("--group", required=True)
