@@ -48,6 +48,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a pipeline of stages, one supervised process per stage replica, and control it.
+    Pipeline {
+        /// What to do with the pipeline.
+        #[command(subcommand)]
+        command: crate::pipeline::PipelineCommand,
+    },
 }
 
 /// Running one stage.
@@ -100,6 +106,15 @@ pub struct RunArgs {
     /// How long the final flush may take on stop.
     #[arg(long, default_value = "30", value_name = "SECONDS")]
     pub flush_timeout_secs: u64,
+
+    /// Load, construct and check schema compatibility with the registry, then exit without
+    /// consuming or producing (prints one JSON line).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write status lines (JSON) for a supervisor to this inherited file descriptor.
+    #[arg(long, hide = true, env = "STAGE_HOST_STATUS_FD")]
+    pub status_fd: Option<i32>,
 
     /// Cluster connection.
     #[command(flatten)]

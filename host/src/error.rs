@@ -37,6 +37,9 @@ pub enum HostError {
     /// The run failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// A `pipeline` command failed.
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
 }
 
 impl HostError {
@@ -52,6 +55,7 @@ impl HostError {
             HostError::Registry(_) => exit_code::REFUSED,
             HostError::Run(RunError::Plugin(_)) => exit_code::BAD_PLUGIN,
             HostError::Run(_) => exit_code::RUN_FAILED,
+            HostError::Pipeline(e) => e.exit_code(),
         }
     }
 }

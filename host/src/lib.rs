@@ -5,9 +5,11 @@
 //! arguments, sets up logging and maps errors to exit codes ([`error::exit_code`]).
 
 pub mod cli;
+pub mod dry_run;
 pub mod error;
 pub mod framing;
 pub mod inspect;
+pub mod pipeline;
 pub mod policy;
 pub mod registry;
 pub mod runner;
@@ -15,4 +17,5 @@ pub mod settings;
 pub mod shutdown;
 pub mod stage_config;
 pub mod start;
+pub mod status_report;
 pub mod topics;

@@ -12,6 +12,9 @@ fn main() -> ExitCode {
         Some(Command::Inspect { plugin, json }) => plugin_api::host::Plugin::load(plugin)
             .map(|p| print!("{}", stage_host::inspect::render(&p, *json)))
             .map_err(|e| HostError::Plugin(e.to_string())),
+        Some(Command::Pipeline { command }) => {
+            stage_host::pipeline::run_command(command).map_err(HostError::from)
+        }
         None => Shutdown::on_signals()
             .map_err(|e| HostError::Config(format!("cannot install signal handlers: {e}")))
             .and_then(|shutdown| stage_host::start::run(&cli.run, &shutdown).map(drop)),

@@ -8,6 +8,7 @@ use crate::registry::Registry;
 use crate::runner::stage::{StageOptions, StageRunner};
 use crate::runner::{source::run_source, OutputTopic, Stats};
 use crate::shutdown::Shutdown;
+use crate::status_report::{self, StatusEvent};
 use crate::{policy::ErrorPolicy, stage_config, topics};
 use plugin_api::host::Plugin;
 use plugin_api::{StageKind, TopicSpec};
@@ -26,6 +27,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
             .map_err(|e| HostError::Config(format!("--config-json: {e}")))?,
         (None, None) => serde_json::json!({}),
     };
+    status_report::init(args.status_fd);
     if args.batch_size == 0 {
         return Err(HostError::Config("--batch-size must be at least 1".into()));
     }
@@ -54,6 +56,11 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
         )));
     }
 
+    if args.dry_run {
+        crate::dry_run::check_and_report(conn, &spec)?;
+        return Ok(Stats::default());
+    }
+
     if topics::ensure_topic(conn, &spec.output_topic)? {
         tracing::info!(topic = %spec.output_topic.name, "created output topic");
     }
@@ -77,14 +84,17 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
     match constructed {
         Constructed::Source(instance) => {
             let instance = instance.expect("checked above");
-            Ok(run_source(
+            report_ready(&spec);
+            let stats = run_source(
                 conn,
                 &output,
                 instance,
                 args.batch_size,
                 flush_timeout,
                 shutdown,
-            )?)
+            )?;
+            status_report::report(&StatusEvent::counters(&stats));
+            Ok(stats)
         }
         Constructed::Stage(instance) => {
             let instance = instance.expect("checked above");
@@ -141,9 +151,25 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
             tracing::info!(topic = %options.input_topic, group = %options.group_id, "consuming");
             let runner =
                 StageRunner::new(conn, options, output, &registry, instance, shutdown.clone())?;
-            Ok(runner.run()?)
+            report_ready(&spec);
+            let stats = runner.run()?;
+            status_report::report(&StatusEvent::counters(&stats));
+            Ok(stats)
         }
     }
+}
+
+/// Tells a supervisor (if any) that this stage is up: for a stage, subscribed to its input.
+fn report_ready(spec: &plugin_api::StageSpec) {
+    let kind = match spec.kind {
+        StageKind::Stage => "stage",
+        StageKind::Source => "source",
+    };
+    status_report::report(&StatusEvent::Ready {
+        stage: spec.name.clone(),
+        version: spec.version.clone(),
+        kind: kind.into(),
+    });
 }
 
 enum Constructed {

@@ -55,6 +55,7 @@ impl ProgressLog {
     }
 
     fn maybe_log(&mut self, stats: &Stats) {
+        crate::status_report::counters(stats);
         if self.last.elapsed() >= self.every {
             self.last = Instant::now();
             tracing::info!(

@@ -60,7 +60,10 @@ impl ConsumerContext for StageConsumerContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = %describe(tpl), "partitions assigned")
+                tracing::info!(partitions = %describe(tpl), "partitions assigned");
+                crate::status_report::report(&crate::status_report::StatusEvent::Joined {
+                    partitions: tpl.count(),
+                });
             }
             Rebalance::Revoke(tpl) => {
                 tracing::info!(partitions = %describe(tpl), "partitions revoked")
@@ -159,6 +162,7 @@ impl<'a> StageRunner<'a> {
     /// what is acknowledged and returns the error).
     pub fn run(mut self) -> Result<Stats, RunError> {
         let result = self.run_loop();
+        crate::status_report::report(&crate::status_report::StatusEvent::Draining);
         let drained = self.drain();
         // Dropping the consumer closes it, which leaves the group at once.
         self.consumer.unsubscribe();

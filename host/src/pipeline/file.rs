@@ -1,0 +1,332 @@
+//! The pipeline file: which stages, in which order, with which library and config.
+//!
+//! ```toml
+//! [pipeline]
+//! name = "example"            # names the run directory
+//! # run_dir = "/run/example"  # default: .run/<name> beside this file
+//!
+//! [[stage]]                   # stages start in file order, source first
+//! name = "one"
+//! plugin = "../target/debug/libstage_one.so"   # relative to this file
+//! config = { records = 100, rate_per_second = 50 }
+//!
+//! [[stage]]
+//! name = "two"
+//! plugin = "../target/debug/libstage_two.so"
+//! replicas = 2                # processes sharing the stage's consumer group
+//! on_error = "dead-letter"    # fail | skip | dead-letter
+//! input_topic = "in"          # optional overrides of the plugin's topics and group
+//! output_topic = "out"
+//! group_id = "g"
+//! args = ["--batch-size", "500"]   # any further stage-host flags
+//! ```
+
+use crate::policy::ErrorPolicy;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A pipeline file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Not readable.
+    #[error("cannot read pipeline file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML or not a pipeline.
+    #[error("pipeline file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in one line.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    pipeline: RawPipeline,
+    #[serde(rename = "stage", default)]
+    stages: Vec<StageDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    name: String,
+    run_dir: Option<PathBuf>,
+    stage_host: Option<PathBuf>,
+    #[serde(default)]
+    swap: SwapSettings,
+}
+
+/// How a hot swap judges a new library.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwapSettings {
+    /// Seconds a new process must run, after joining its group, without failing before the
+    /// old one is drained; and again after the old one is gone.
+    pub probation_secs: f64,
+    /// Seconds a new process may take to become ready and join its group.
+    pub join_timeout_secs: u64,
+}
+
+impl Default for SwapSettings {
+    fn default() -> Self {
+        SwapSettings {
+            probation_secs: 3.0,
+            join_timeout_secs: 60,
+        }
+    }
+}
+
+/// One stage of a pipeline.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageDef {
+    /// The stage's name in this pipeline (used by `swap`, `status` and log file names).
+    pub name: String,
+    /// The plugin library.
+    pub plugin: PathBuf,
+    /// The stage config passed as `--config-json`.
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+    /// Processes of this stage; they share its consumer group.
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// What a stage does with a failing record.
+    #[serde(default)]
+    pub on_error: ErrorPolicy,
+    /// Overrides the plugin's input topic.
+    pub input_topic: Option<String>,
+    /// Overrides the plugin's output topic.
+    pub output_topic: Option<String>,
+    /// Overrides the plugin's consumer group.
+    pub group_id: Option<String>,
+    /// Further `stage-host` flags.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl StageDef {
+    /// The `stage-host` arguments that run this stage with `plugin` and `config`, the
+    /// rest of the definition unchanged.
+    pub fn stage_host_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--plugin".to_string(),
+            self.plugin.display().to_string(),
+            "--config-json".to_string(),
+            self.config.to_string(),
+            "--on-error".to_string(),
+            clap::ValueEnum::to_possible_value(&self.on_error)
+                .expect("every policy has a name")
+                .get_name()
+                .to_string(),
+        ];
+        for (flag, value) in [
+            ("--input-topic", &self.input_topic),
+            ("--output-topic", &self.output_topic),
+            ("--group-id", &self.group_id),
+        ] {
+            if let Some(value) = value {
+                args.push(flag.to_string());
+                args.push(value.clone());
+            }
+        }
+        args.extend(self.args.iter().cloned());
+        args
+    }
+}
+
+/// A parsed and checked pipeline file, with paths resolved.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The pipeline's name.
+    pub name: String,
+    /// Where the control socket, status and logs live.
+    pub run_dir: PathBuf,
+    /// The `stage-host` binary for the stage processes, if not this one.
+    pub stage_host: Option<PathBuf>,
+    /// Swap settings.
+    pub swap: SwapSettings,
+    /// Stages in start order.
+    pub stages: Vec<StageDef>,
+}
+
+impl Pipeline {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Pipeline, FileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Pipeline::parse(path, &text)
+    }
+
+    /// Parses `text` as if read from `path` (relative paths resolve against its directory).
+    pub fn parse(path: &Path, text: &str) -> Result<Pipeline, FileError> {
+        let invalid = |message: String| FileError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| invalid(e.message().replace('\n', " ")))?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
+        check_name(&raw.pipeline.name).map_err(|e| invalid(format!("pipeline name: {e}")))?;
+        if raw.stages.is_empty() {
+            return Err(invalid("no [[stage]] given".into()));
+        }
+        let mut stages = raw.stages;
+        for (i, stage) in stages.iter_mut().enumerate() {
+            check_name(&stage.name).map_err(|e| invalid(format!("stage {}: name: {e}", i + 1)))?;
+            if stage.replicas == 0 {
+                return Err(invalid(format!(
+                    "stage {}: replicas must be at least 1",
+                    stage.name
+                )));
+            }
+            if !stage.config.is_object() {
+                return Err(invalid(format!(
+                    "stage {}: config must be a table",
+                    stage.name
+                )));
+            }
+            stage.plugin = base.join(&stage.plugin);
+        }
+        for (i, stage) in stages.iter().enumerate() {
+            if stages[..i].iter().any(|s| s.name == stage.name) {
+                return Err(invalid(format!("stage name {} is used twice", stage.name)));
+            }
+        }
+        let run_dir = match raw.pipeline.run_dir {
+            Some(dir) => base.join(dir),
+            None => base.join(".run").join(&raw.pipeline.name),
+        };
+        Ok(Pipeline {
+            path: path.to_path_buf(),
+            name: raw.pipeline.name,
+            run_dir,
+            stage_host: raw.pipeline.stage_host.map(|p| base.join(p)),
+            swap: raw.pipeline.swap,
+            stages,
+        })
+    }
+
+    /// The control socket's path.
+    pub fn socket_path(&self) -> PathBuf {
+        self.run_dir.join("control.sock")
+    }
+
+    /// The stage named `name`.
+    pub fn stage(&self, name: &str) -> Option<&StageDef> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+/// Names end up in file names: keep them to letters, digits, `-`, `_` and `.`.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` must be non-empty letters, digits, `-`, `_` or `.`"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        [pipeline]
+        name = "p"
+        [[stage]]
+        name = "one"
+        plugin = "libone.so"
+        config = { records = 5 }
+        [[stage]]
+        name = "two"
+        plugin = "/abs/libtwo.so"
+        replicas = 2
+        on_error = "dead-letter"
+        input_topic = "in"
+        group_id = "g"
+        args = ["--batch-size", "10"]
+    "#;
+
+    #[test]
+    fn parses_and_resolves_paths() {
+        let p = Pipeline::parse(Path::new("/etc/pipes/p.toml"), EXAMPLE).unwrap();
+        assert_eq!(p.run_dir, PathBuf::from("/etc/pipes/.run/p"));
+        assert_eq!(p.stages[0].plugin, PathBuf::from("/etc/pipes/libone.so"));
+        assert_eq!(p.stages[1].plugin, PathBuf::from("/abs/libtwo.so"));
+        assert_eq!(p.stages[1].replicas, 2);
+        assert_eq!(
+            p.stages[1].stage_host_args(),
+            [
+                "--plugin",
+                "/abs/libtwo.so",
+                "--config-json",
+                "{}",
+                "--on-error",
+                "dead-letter",
+                "--input-topic",
+                "in",
+                "--group-id",
+                "g",
+                "--batch-size",
+                "10"
+            ]
+        );
+        assert_eq!(p.stages[0].config, serde_json::json!({"records": 5}));
+    }
+
+    #[test]
+    fn refuses_bad_files() {
+        let bad = |text: &str| {
+            Pipeline::parse(Path::new("p.toml"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("[pipeline]\nname = \"p\"").contains("no [[stage]]"));
+        assert!(
+            bad("[pipeline]\nname = \"a/b\"\n[[stage]]\nname=\"x\"\nplugin=\"x\"")
+                .contains("pipeline name")
+        );
+        assert!(
+            bad("[pipeline]\nname = \"p\"\n[[stage]]\nname=\"x\"\nplugin=\"x\"\nreplicas=0")
+                .contains("replicas")
+        );
+        assert!(bad("[pipeline]\nname = \"p\"\n[[stage]]\nname=\"x\"\nplugin=\"x\"\n[[stage]]\nname=\"x\"\nplugin=\"y\"")
+            .contains("used twice"));
+        assert!(
+            bad("[pipeline]\nname = \"p\"\n[[stage]]\nname=\"x\"\nplugin=\"x\"\nbogus=1")
+                .contains("bogus")
+        );
+    }
+}

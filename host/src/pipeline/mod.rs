@@ -1,0 +1,184 @@
+//! Pipelines: several stages, one supervised OS process per stage replica, controlled over a
+//! Unix socket and hot-swapped without losing a record.
+//!
+//! - [`file`]: the pipeline file (TOML) and its model.
+//! - [`process`]: starting a stage process that can never be orphaned, reading its status.
+//! - [`supervisor`]: ordered start, restarts with backoff, ordered stop.
+//! - [`swap`]: checking a new library and handing partitions over to it, or rolling back.
+//! - [`control`]: the control socket and its JSON line protocol.
+//! - [`status`]: rendering the supervisor's snapshot.
+
+pub mod control;
+pub mod file;
+pub mod process;
+pub mod status;
+pub mod supervisor;
+pub mod swap;
+
+use clap::Subcommand;
+use control::Request;
+use file::Pipeline;
+use std::path::PathBuf;
+
+/// `stage-host pipeline ...`
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Start the stages of a pipeline file in order and supervise them until SIGINT/SIGTERM.
+    Run {
+        /// The pipeline file.
+        file: PathBuf,
+    },
+    /// Show stages, processes, plugin versions and hashes, states and record counts.
+    Status {
+        /// The pipeline file.
+        file: PathBuf,
+        /// Print the supervisor's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hot-swap one stage of a running pipeline to another library.
+    Swap {
+        /// The stage's name in the pipeline file.
+        stage: String,
+        /// The new library: a new file, never one a running process has mapped.
+        plugin: PathBuf,
+        /// The pipeline file.
+        #[arg(long, short = 'f', env = "STAGE_HOST_PIPELINE")]
+        file: PathBuf,
+        /// A new stage config (JSON) for the new library; default: the current one.
+        #[arg(long)]
+        config_json: Option<String>,
+    },
+    /// Re-read the pipeline file and swap every stage whose definition changed (as SIGHUP).
+    Reload {
+        /// The pipeline file.
+        file: PathBuf,
+    },
+    /// Stop a running pipeline, source first (as SIGTERM).
+    Stop {
+        /// The pipeline file.
+        file: PathBuf,
+    },
+}
+
+/// Why a pipeline command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The pipeline file is unusable.
+    #[error(transparent)]
+    File(#[from] file::FileError),
+    /// A supervisor already serves this pipeline.
+    #[error("the pipeline is already running (control socket {0} answers)")]
+    AlreadyRunning(PathBuf),
+    /// No supervisor answers.
+    #[error("the pipeline is not running: cannot reach {socket}: {reason}")]
+    NotRunning {
+        /// The control socket.
+        socket: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A stage could not start.
+    #[error("{0}")]
+    StartFailed(String),
+    /// The supervisor refused or a swap rolled back.
+    #[error("{0}")]
+    Refused(String),
+    /// Local I/O.
+    #[error("{0}")]
+    Io(String),
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl PipelineError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> i32 {
+        use crate::error::exit_code;
+        match self {
+            PipelineError::File(_) | PipelineError::Usage(_) | PipelineError::AlreadyRunning(_) => {
+                exit_code::BAD_CONFIG
+            }
+            PipelineError::StartFailed(_) => exit_code::BAD_PLUGIN,
+            PipelineError::NotRunning { .. } => exit_code::UNREACHABLE,
+            PipelineError::Refused(_) | PipelineError::Io(_) => exit_code::RUN_FAILED,
+        }
+    }
+}
+
+/// Runs a `pipeline` subcommand.
+pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
+    match command {
+        PipelineCommand::Run { file } => {
+            let pipeline = Pipeline::load(file)?;
+            supervisor::Supervisor::new(pipeline)?.run()
+        }
+        PipelineCommand::Status { file, json } => {
+            let answer = ask(file, &Request::Status)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&answer).expect("JSON"));
+            } else {
+                print!("{}", status::render(&answer));
+            }
+            Ok(())
+        }
+        PipelineCommand::Swap {
+            stage,
+            plugin,
+            file,
+            config_json,
+        } => {
+            let config = config_json
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| PipelineError::Usage(format!("--config-json: {e}")))?;
+            let plugin = std::path::absolute(plugin).unwrap_or(plugin.clone());
+            let request = Request::Swap {
+                stage: stage.clone(),
+                plugin,
+                config,
+            };
+            report(ask(file, &request)?)
+        }
+        PipelineCommand::Reload { file } => report(ask(file, &Request::Reload)?),
+        PipelineCommand::Stop { file } => report(ask(file, &Request::Stop)?),
+    }
+}
+
+/// Prints the answer; a refusal or rollback is an error whose message says why.
+fn report(answer: serde_json::Value) -> Result<(), PipelineError> {
+    println!("{answer}");
+    if answer["ok"] == true {
+        return Ok(());
+    }
+    let reason = answer["reason"]
+        .as_str()
+        .or(answer["error"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            answer["swaps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["reason"].as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+    let prefix = if answer["rolled_back"] == true {
+        "swap rolled back, the old library keeps serving: "
+    } else {
+        ""
+    };
+    Err(PipelineError::Refused(format!("{prefix}{reason}")))
+}
+
+fn ask(file: &std::path::Path, request: &Request) -> Result<serde_json::Value, PipelineError> {
+    let pipeline = Pipeline::load(file)?;
+    let socket = pipeline.socket_path();
+    control::request(&socket, request).map_err(|e| PipelineError::NotRunning {
+        socket,
+        reason: e.to_string(),
+    })
+}

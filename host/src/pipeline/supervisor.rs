@@ -1,0 +1,731 @@
+//! The supervisor: one OS process per stage replica, started in file order (each stage once
+//! the previous one is ready), restarted with exponential backoff when it crashes, and
+//! stopped source first on SIGINT/SIGTERM, each stage draining before the next is told to.
+//!
+//! Everything happens on the main thread, driven by [`Supervisor::pump`]: status lines from
+//! the children and requests from the control socket arrive on one channel, and child exits
+//! are reaped with `try_wait`. Long operations (start-up, a swap, the ordered stop) call
+//! `pump` while they wait, so status keeps answering and crashes keep being handled.
+
+use super::control::{self, Envelope, Request};
+use super::file::{Pipeline, StageDef};
+use super::process::{self, Launch, StatusLine};
+use super::PipelineError;
+use crate::status_report::StatusEvent;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// First restart delay; doubled after each crash up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(500);
+/// Longest restart delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A process that ran this long before crashing restarts with the first delay again.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// This many crashes within [`CRASH_LOOP_WINDOW`] is reported as a crash loop.
+const CRASH_LOOP_CRASHES: usize = 5;
+/// See [`CRASH_LOOP_CRASHES`].
+const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(60);
+/// How long one stage may take to drain on stop before it is killed.
+pub(super) const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Something for the main thread.
+#[derive(Debug)]
+pub enum Event {
+    /// A child's status line.
+    Status(StatusLine),
+    /// A control request.
+    Control(Envelope),
+}
+
+impl From<StatusLine> for Event {
+    fn from(line: StatusLine) -> Self {
+        Event::Status(line)
+    }
+}
+
+impl From<Envelope> for Event {
+    fn from(envelope: Envelope) -> Self {
+        Event::Control(envelope)
+    }
+}
+
+/// Where a process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcState {
+    /// Spawned, not yet ready.
+    Starting,
+    /// Serving.
+    Ready,
+    /// Told to stop: finishing its batch, flushing, committing, leaving the group.
+    Draining,
+    /// Exited on its own with an error.
+    Crashed,
+    /// Crashed, restart scheduled.
+    BackingOff,
+    /// A source that finished (exit 0).
+    Finished,
+    /// Exited after being told to stop.
+    Stopped,
+}
+
+/// Why a process exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Runs the stage's current library; restarted when it crashes.
+    Serving,
+    /// Runs a library being swapped in; never restarted, a crash fails the swap.
+    Candidate,
+    /// Being drained after a swap.
+    Retiring,
+}
+
+/// Running totals a process reported.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Counters {
+    /// Records consumed.
+    pub records_in: u64,
+    /// Records produced.
+    pub records_out: u64,
+    /// Records skipped by the error policy.
+    pub skipped: u64,
+    /// Records dead-lettered.
+    pub dead_lettered: u64,
+}
+
+/// One stage process (across its restarts).
+#[derive(Debug)]
+pub struct Proc {
+    /// Id of the current incarnation; status lines carry it.
+    pub id: u64,
+    /// Index of its stage.
+    pub stage: usize,
+    /// Replica number within the stage.
+    pub replica: u32,
+    /// Why it exists.
+    pub role: Role,
+    /// What it runs.
+    pub def: StageDef,
+    /// sha256 of its library when started.
+    pub sha256: String,
+    /// The child, while it runs.
+    pub child: Option<Child>,
+    /// Its pid (the last one, once exited).
+    pub pid: Option<u32>,
+    /// Where it is.
+    pub state: ProcState,
+    /// Plugin name, version and kind, from its ready line.
+    pub plugin: Option<(String, String, String)>,
+    /// Whether it got a partition assignment since it started.
+    pub joined: bool,
+    /// Its latest counters.
+    pub counters: Counters,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// How its last run ended.
+    pub last_exit: Option<String>,
+    /// The log file.
+    pub log: PathBuf,
+    started_at: Instant,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    crashes: VecDeque<Instant>,
+    stop_requested: bool,
+    exit_code: Option<i32>,
+}
+
+impl Proc {
+    /// Whether a crash loop is going on: many crashes recently.
+    pub fn crash_loop(&self) -> bool {
+        self.crashes
+            .iter()
+            .filter(|t| t.elapsed() < CRASH_LOOP_WINDOW)
+            .count()
+            >= CRASH_LOOP_CRASHES
+    }
+
+    /// Whether the process failed: exited when not told to, or its records failed.
+    pub fn failure(&self) -> Option<String> {
+        if self.child.is_none() && !self.stop_requested {
+            let how = self.last_exit.clone().unwrap_or_else(|| "exited".into());
+            return Some(format!("{how}{}", last_error_line(&self.log)));
+        }
+        let c = self.counters;
+        if c.skipped + c.dead_lettered > 0 {
+            return Some(format!(
+                "{} of its first {} records failed (skipped {}, dead-lettered {}){}",
+                c.skipped + c.dead_lettered,
+                c.records_in,
+                c.skipped,
+                c.dead_lettered,
+                last_error_line(&self.log)
+            ));
+        }
+        None
+    }
+
+    /// Seconds since the current incarnation started.
+    pub fn uptime(&self) -> Duration {
+        self.started_at.elapsed()
+    }
+}
+
+/// The last ERROR or WARN line of a log file, as `: <line>`, to say why a process failed.
+fn last_error_line(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find(|l| l.contains("ERROR") || l.contains("\"level\":\"ERROR\""))
+        .or_else(|| text.lines().rev().find(|l| l.contains("WARN")))
+        .map(|l| format!(": {}", strip_ansi(l).trim()))
+        .unwrap_or_default()
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A running pipeline.
+pub struct Supervisor {
+    pub(super) pipeline: Pipeline,
+    pub(super) exe: PathBuf,
+    /// Current definition of each stage (a swap changes it).
+    pub(super) stages: Vec<StageDef>,
+    pub(super) procs: Vec<Proc>,
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    next_id: u64,
+    pub(super) stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+    deferred: VecDeque<Envelope>,
+    stopping: bool,
+    start_failure: Option<String>,
+}
+
+impl Supervisor {
+    /// Prepares the run directory, the control socket and the signal handlers.
+    pub fn new(pipeline: Pipeline) -> Result<Supervisor, PipelineError> {
+        let io = |what: &str, e: std::io::Error| PipelineError::Io(format!("{what}: {e}"));
+        let run_dir = &pipeline.run_dir;
+        std::fs::create_dir_all(run_dir.join("logs"))
+            .map_err(|e| io(&format!("creating {}", run_dir.display()), e))?;
+        std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io(&format!("restricting {}", run_dir.display()), e))?;
+        let socket = pipeline.socket_path();
+        if control::is_live(&socket) {
+            return Err(PipelineError::AlreadyRunning(socket));
+        }
+        let _ = std::fs::remove_file(&socket);
+        let exe = match &pipeline.stage_host {
+            Some(path) => path.clone(),
+            None => std::env::current_exe().map_err(|e| io("locating stage-host", e))?,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let reload = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, Arc::clone(&stop))
+                .map_err(|e| io("installing signal handlers", e))?;
+        }
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+            .map_err(|e| io("installing signal handlers", e))?;
+        let (tx, rx) = mpsc::channel();
+        control::serve(&socket, tx.clone())
+            .map_err(|e| io(&format!("binding {}", socket.display()), e))?;
+        let _ = std::fs::write(
+            run_dir.join("supervisor.pid"),
+            std::process::id().to_string(),
+        );
+        Ok(Supervisor {
+            stages: pipeline.stages.clone(),
+            pipeline,
+            exe,
+            procs: Vec::new(),
+            tx,
+            rx,
+            next_id: 1,
+            stop,
+            reload,
+            deferred: VecDeque::new(),
+            stopping: false,
+            start_failure: None,
+        })
+    }
+
+    /// Starts the stages, serves until a stop signal or request, then stops them in order.
+    pub fn run(mut self) -> Result<(), PipelineError> {
+        let started = self.start_all();
+        if started.is_ok() {
+            tracing::info!(pipeline = %self.pipeline.name, socket = %self.pipeline.socket_path().display(), "pipeline running");
+            self.serve();
+        }
+        self.stop_all();
+        let _ = std::fs::remove_file(self.pipeline.socket_path());
+        let _ = std::fs::remove_file(self.pipeline.run_dir.join("supervisor.pid"));
+        if started.is_ok() {
+            tracing::info!(pipeline = %self.pipeline.name, "pipeline stopped");
+        }
+        started
+    }
+
+    fn start_all(&mut self) -> Result<(), PipelineError> {
+        for index in 0..self.stages.len() {
+            let def = self.stages[index].clone();
+            tracing::info!(stage = %def.name, replicas = def.replicas, plugin = %def.plugin.display(), "starting stage");
+            for replica in 0..def.replicas {
+                self.spawn(index, replica, def.clone(), Role::Serving);
+            }
+            self.wait_until(None, |s| {
+                s.start_failure.is_some()
+                    || s.procs
+                        .iter()
+                        .filter(|p| p.stage == index)
+                        .all(|p| matches!(p.state, ProcState::Ready | ProcState::Finished))
+            });
+            if let Some(reason) = self.start_failure.take() {
+                return Err(PipelineError::StartFailed(reason));
+            }
+            if self.stop_requested() {
+                return Ok(());
+            }
+            tracing::info!(stage = %def.name, "stage ready");
+        }
+        Ok(())
+    }
+
+    fn serve(&mut self) {
+        while !self.stop_requested() {
+            if self.reload.swap(false, Ordering::Relaxed) {
+                let outcome = self.reload();
+                tracing::info!(outcome = %outcome, "reload (SIGHUP)");
+            }
+            if let Some(envelope) = self.deferred.pop_front() {
+                let answer = match envelope.request {
+                    Request::Status => self.snapshot(),
+                    Request::Swap {
+                        stage,
+                        plugin,
+                        config,
+                    } => self.swap_request(&stage, plugin, config),
+                    Request::Reload => self.reload(),
+                    Request::Stop => {
+                        self.stop.store(true, Ordering::Relaxed);
+                        json!({"ok": true, "stopping": true})
+                    }
+                };
+                let _ = envelope.reply.send(answer);
+                continue;
+            }
+            self.pump(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether a stop was asked for (signal or control request).
+    pub(super) fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Stops every stage, source first: each stage drains and exits before the next one is
+    /// told to, so downstream stages can still take what upstream flushed.
+    fn stop_all(&mut self) {
+        self.stopping = true;
+        for index in 0..self.stages.len() {
+            let ids: Vec<u64> = self
+                .procs
+                .iter()
+                .filter(|p| p.stage == index)
+                .map(|p| p.id)
+                .collect();
+            if !ids.is_empty() {
+                tracing::info!(stage = %self.stages[index].name, "stopping stage");
+            }
+            self.terminate(&ids);
+        }
+        // Anything left (candidates of an interrupted swap).
+        let ids: Vec<u64> = self.procs.iter().map(|p| p.id).collect();
+        self.terminate(&ids);
+    }
+
+    /// SIGTERMs the processes `ids`, waits for them to drain and exit, kills stragglers.
+    pub(super) fn terminate(&mut self, ids: &[u64]) {
+        for proc in self.procs.iter_mut().filter(|p| ids.contains(&p.id)) {
+            proc.stop_requested = true;
+            proc.retry_at = None;
+            match (&proc.child, proc.pid) {
+                (Some(_), Some(pid)) => {
+                    process::signal(pid, libc::SIGTERM);
+                    proc.state = ProcState::Draining;
+                }
+                _ => proc.state = ProcState::Stopped,
+            }
+        }
+        // Finished, crashed or backing-off processes have nothing to drain.
+        self.procs
+            .retain(|p| !(ids.contains(&p.id) && p.child.is_none()));
+        let gone = |s: &Supervisor| !s.procs.iter().any(|p| ids.contains(&p.id));
+        if !self.wait_until(Some(DRAIN_TIMEOUT), gone) {
+            for proc in self.procs.iter().filter(|p| ids.contains(&p.id)) {
+                if let Some(pid) = proc.pid {
+                    tracing::error!(pid, stage = %proc.def.name, "did not stop within the drain timeout; killing it");
+                    process::signal(pid, libc::SIGKILL);
+                }
+            }
+            self.wait_until(Some(Duration::from_secs(10)), gone);
+        }
+    }
+
+    /// Starts a process of stage `stage` running `def`. Returns its id.
+    pub(super) fn spawn(&mut self, stage: usize, replica: u32, def: StageDef, role: Role) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let log = self
+            .pipeline
+            .run_dir
+            .join("logs")
+            .join(format!("{}-{replica}.log", def.name));
+        let mut proc = Proc {
+            id,
+            stage,
+            replica,
+            role,
+            sha256: String::new(),
+            child: None,
+            pid: None,
+            state: ProcState::Starting,
+            plugin: None,
+            joined: false,
+            counters: Counters::default(),
+            restarts: 0,
+            last_exit: None,
+            log,
+            started_at: Instant::now(),
+            retry_at: None,
+            backoff: BACKOFF_START,
+            crashes: VecDeque::new(),
+            stop_requested: false,
+            exit_code: None,
+            def,
+        };
+        self.launch(&mut proc);
+        self.procs.push(proc);
+        id
+    }
+
+    /// (Re)starts `proc`'s child with a fresh incarnation id.
+    fn launch(&mut self, proc: &mut Proc) {
+        proc.sha256 =
+            process::sha256_file(&proc.def.plugin).unwrap_or_else(|e| format!("unreadable: {e}"));
+        proc.started_at = Instant::now();
+        proc.state = ProcState::Starting;
+        proc.joined = false;
+        proc.counters = Counters::default();
+        proc.plugin = None;
+        proc.exit_code = None;
+        let launch = Launch {
+            exe: self.exe.clone(),
+            args: proc.def.stage_host_args(),
+            log: proc.log.clone(),
+        };
+        match process::spawn(&launch, proc.id, self.tx.clone()) {
+            Ok(child) => {
+                proc.pid = Some(child.id());
+                proc.child = Some(child);
+                tracing::info!(stage = %proc.def.name, replica = proc.replica, pid = proc.pid, role = ?proc.role, "process started");
+            }
+            Err(e) => {
+                proc.last_exit = Some(format!("could not start: {e}"));
+                tracing::error!(stage = %proc.def.name, error = %e, "could not start a stage process");
+                self.after_crash(proc);
+            }
+        }
+    }
+
+    /// Handles events for up to `timeout`, reaps exited children, restarts due ones.
+    pub(super) fn pump(&mut self, timeout: Duration) {
+        match self.rx.recv_timeout(timeout) {
+            Ok(event) => {
+                self.handle(event);
+                while let Ok(event) = self.rx.try_recv() {
+                    self.handle(event);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+        }
+        self.reap();
+        self.restart_due();
+    }
+
+    /// Pumps until `done` holds, a stop is requested, or `timeout` passes. Returns `done`.
+    pub(super) fn wait_until(
+        &mut self,
+        timeout: Option<Duration>,
+        done: impl Fn(&Supervisor) -> bool,
+    ) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if done(self) {
+                return true;
+            }
+            if (self.stop_requested() && !self.stopping)
+                || deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                return false;
+            }
+            self.pump(Duration::from_millis(50));
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Status(StatusLine(id, event)) => {
+                let Some(proc) = self.procs.iter_mut().find(|p| p.id == id) else {
+                    return;
+                };
+                match event {
+                    StatusEvent::Ready {
+                        stage,
+                        version,
+                        kind,
+                    } => {
+                        if proc.state == ProcState::Starting {
+                            proc.state = ProcState::Ready;
+                        }
+                        proc.plugin = Some((stage, version, kind));
+                    }
+                    StatusEvent::Joined { .. } => proc.joined = true,
+                    StatusEvent::Counters {
+                        records_in,
+                        records_out,
+                        skipped,
+                        dead_lettered,
+                    } => {
+                        proc.counters = Counters {
+                            records_in,
+                            records_out,
+                            skipped,
+                            dead_lettered,
+                        }
+                    }
+                    StatusEvent::Draining => proc.state = ProcState::Draining,
+                }
+            }
+            Event::Control(envelope) => match envelope.request {
+                // Status is read-only: answered at once, even in the middle of a swap.
+                Request::Status => {
+                    let _ = envelope.reply.send(self.snapshot());
+                }
+                _ => self.deferred.push_back(envelope),
+            },
+        }
+    }
+
+    /// Collects exited children and decides what each exit means.
+    fn reap(&mut self) {
+        let mut index = 0;
+        while index < self.procs.len() {
+            let exited = match self.procs[index].child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => Some(status),
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "waiting for a stage process");
+                    None
+                }
+                _ => None,
+            };
+            let Some(status) = exited else {
+                index += 1;
+                continue;
+            };
+            let mut proc = self.procs.remove(index);
+            proc.child = None;
+            proc.exit_code = status.code();
+            proc.last_exit = Some(describe(status));
+            let keep = self.after_exit(&mut proc, status);
+            if keep {
+                self.procs.insert(index, proc);
+                index += 1;
+            }
+        }
+    }
+
+    /// Returns whether to keep tracking the process.
+    fn after_exit(&mut self, proc: &mut Proc, status: ExitStatus) -> bool {
+        let name = proc.def.name.clone();
+        if proc.stop_requested {
+            tracing::info!(stage = %name, replica = proc.replica, pid = proc.pid, exit = %describe(status), "process stopped");
+            proc.state = ProcState::Stopped;
+            return false;
+        }
+        if status.success() {
+            tracing::info!(stage = %name, replica = proc.replica, "process finished");
+            proc.state = ProcState::Finished;
+            return true;
+        }
+        tracing::warn!(stage = %name, replica = proc.replica, pid = proc.pid, exit = %describe(status), "process crashed");
+        if proc.state == ProcState::Starting
+            && matches!(
+                status.code(),
+                Some(crate::error::exit_code::BAD_CONFIG | crate::error::exit_code::BAD_PLUGIN)
+            )
+            && !self
+                .procs
+                .iter()
+                .any(|p| p.stage == proc.stage && p.state == ProcState::Ready)
+            && self.start_failure.is_none()
+            && proc.restarts == 0
+            && proc.role == Role::Serving
+            && self.is_starting(proc.stage)
+        {
+            // A bad file or library at start-up: a restart will not fix it.
+            self.start_failure = Some(format!(
+                "stage {name} failed to start ({}){}",
+                describe(status),
+                last_error_line(&proc.log)
+            ));
+        }
+        proc.state = ProcState::Crashed;
+        if proc.role == Role::Serving && !self.stopping {
+            self.after_crash(proc);
+        }
+        true
+    }
+
+    /// Whether the pipeline is still starting stage `stage` (no later stage has processes).
+    fn is_starting(&self, stage: usize) -> bool {
+        !self.procs.iter().any(|p| p.stage > stage)
+    }
+
+    /// Schedules a restart with exponential backoff and reports a crash loop.
+    fn after_crash(&mut self, proc: &mut Proc) {
+        if proc.uptime() >= STABLE_AFTER {
+            proc.backoff = BACKOFF_START;
+        }
+        let delay = proc.backoff;
+        proc.backoff = (proc.backoff * 2).min(BACKOFF_MAX);
+        proc.crashes.push_back(Instant::now());
+        while proc.crashes.len() > CRASH_LOOP_CRASHES {
+            proc.crashes.pop_front();
+        }
+        proc.retry_at = Some(Instant::now() + delay);
+        proc.state = ProcState::BackingOff;
+        if proc.crash_loop() {
+            tracing::error!(
+                stage = %proc.def.name,
+                replica = proc.replica,
+                crashes = CRASH_LOOP_CRASHES,
+                within_secs = CRASH_LOOP_WINDOW.as_secs(),
+                last_exit = proc.last_exit.as_deref().unwrap_or("?"),
+                retry_in_ms = delay.as_millis() as u64,
+                "crash loop{}", last_error_line(&proc.log)
+            );
+        } else {
+            tracing::info!(stage = %proc.def.name, replica = proc.replica, retry_in_ms = delay.as_millis() as u64, "restarting after backoff");
+        }
+    }
+
+    fn restart_due(&mut self) {
+        if self.stopping || self.stop_requested() {
+            return;
+        }
+        let now = Instant::now();
+        for index in 0..self.procs.len() {
+            let due = {
+                let p = &self.procs[index];
+                p.state == ProcState::BackingOff && p.retry_at.is_some_and(|t| t <= now)
+            };
+            if due {
+                let mut proc = self.procs.remove(index);
+                proc.retry_at = None;
+                proc.restarts += 1;
+                // A fresh incarnation id, so late lines from the old one are ignored.
+                proc.id = self.next_id;
+                self.next_id += 1;
+                self.launch(&mut proc);
+                self.procs.insert(index, proc);
+            }
+        }
+    }
+
+    /// The state of every stage and process, as `pipeline status` shows it.
+    pub(super) fn snapshot(&self) -> Value {
+        let stages: Vec<Value> = self
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(index, def)| {
+                let procs: Vec<Value> = self
+                    .procs
+                    .iter()
+                    .filter(|p| p.stage == index)
+                    .map(|p| {
+                        let (name, version, kind) = p.plugin.clone().unwrap_or_default();
+                        json!({
+                            "replica": p.replica,
+                            "pid": p.pid,
+                            "role": p.role,
+                            "state": p.state,
+                            "crash_loop": p.crash_loop(),
+                            "plugin": p.def.plugin,
+                            "plugin_name": name,
+                            "version": version,
+                            "kind": kind,
+                            "sha256": p.sha256,
+                            "joined": p.joined,
+                            "records_in": p.counters.records_in,
+                            "records_out": p.counters.records_out,
+                            "skipped": p.counters.skipped,
+                            "dead_lettered": p.counters.dead_lettered,
+                            "restarts": p.restarts,
+                            "last_exit": p.last_exit,
+                            "uptime_secs": p.uptime().as_secs(),
+                        })
+                    })
+                    .collect();
+                json!({
+                    "name": def.name,
+                    "plugin": def.plugin,
+                    "config": def.config,
+                    "replicas": def.replicas,
+                    "processes": procs,
+                })
+            })
+            .collect();
+        json!({
+            "ok": true,
+            "pipeline": self.pipeline.name,
+            "file": self.pipeline.path,
+            "supervisor_pid": std::process::id(),
+            "stages": stages,
+        })
+    }
+}
+
+/// "exit code 3" or "killed by signal 9".
+pub(super) fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => status.to_string(),
+    }
+}

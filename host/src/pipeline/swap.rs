@@ -1,0 +1,275 @@
+//! Hot swap of one stage to a new library (or config) without losing a record.
+//!
+//! A library is never replaced inside a running process (abi_stable never unloads one, and a
+//! Rust cdylib cannot be unloaded safely), so a swap is a hand-over between processes:
+//!
+//! 1. Check the new library while the old processes keep serving: `stage-host inspect --json`
+//!    (loads it: abi_stable's layout check and the plugin-API version) and `stage-host
+//!    --dry-run` with the stage's arguments (constructs it with its config and asks the
+//!    Schema Registry whether its output schema is compatible). A failure ends the swap here.
+//! 2. Start the new processes in the stage's consumer group and wait until each has joined.
+//!    The group rebalances: the new processes take some partitions from the old ones.
+//! 3. Probation with both running: a new process that exits or fails a record is stopped,
+//!    and the old ones take its partitions back. Nothing it failed on was committed.
+//! 4. Drain the old processes (SIGTERM: finish the batch, flush, commit, leave the group);
+//!    the new ones take every partition.
+//! 5. Probation again; a failure now restarts the old library and stops the new one.
+//!
+//! Sources have no consumer group and two copies would emit twice, so a source is stopped
+//! before its new process starts (steps 2-3 are skipped), and restarted on failure.
+
+use super::file::StageDef;
+use super::supervisor::{Proc, ProcState, Role, Supervisor};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the library checks may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Supervisor {
+    /// `pipeline swap <stage> <plugin>`: the current definition with another library and,
+    /// optionally, another config.
+    pub(super) fn swap_request(
+        &mut self,
+        stage: &str,
+        plugin: PathBuf,
+        config: Option<Value>,
+    ) -> Value {
+        let Some(index) = self.stages.iter().position(|s| s.name == stage) else {
+            let names: Vec<&str> = self.stages.iter().map(|s| s.name.as_str()).collect();
+            return json!({"ok": false, "error": format!("no stage {stage} in this pipeline (stages: {})", names.join(", "))});
+        };
+        let mut def = self.stages[index].clone();
+        def.plugin = std::path::absolute(&plugin).unwrap_or(plugin);
+        if let Some(config) = config {
+            def.config = config;
+        }
+        self.swap_to(index, def)
+    }
+
+    /// Swaps stage `index` to `new`; on any failure the old definition keeps (or goes back
+    /// to) serving. Returns the outcome as JSON (`ok`, `rolled_back`, `reason`).
+    pub(super) fn swap_to(&mut self, index: usize, new: StageDef) -> Value {
+        let old = self.stages[index].clone();
+        let stage = old.name.clone();
+        if new == old {
+            return json!({"ok": true, "stage": stage, "changed": false});
+        }
+        let started = Instant::now();
+        tracing::info!(stage = %stage, from = %old.plugin.display(), to = %new.plugin.display(), "swap: checking the new library");
+        let checked = match self.check_library(index, &new) {
+            Ok(checked) => checked,
+            Err(reason) => {
+                tracing::error!(stage = %stage, reason = %reason, "swap refused; the old library keeps serving");
+                return json!({"ok": false, "stage": stage, "rolled_back": true, "phase": "check", "reason": reason});
+            }
+        };
+        let old_ids: Vec<u64> = self
+            .procs
+            .iter()
+            .filter(|p| p.stage == index && p.role == Role::Serving)
+            .map(|p| p.id)
+            .collect();
+        let is_source = checked["kind"] == "source";
+        if is_source {
+            self.retire(&old_ids);
+        }
+        tracing::info!(stage = %stage, replicas = new.replicas, "swap: starting the new processes");
+        let new_ids: Vec<u64> = (0..new.replicas)
+            .map(|replica| self.spawn(index, replica, new.clone(), Role::Candidate))
+            .collect();
+        let probation = Duration::from_secs_f64(self.pipeline.swap.probation_secs);
+        let join_timeout = Duration::from_secs(self.pipeline.swap.join_timeout_secs);
+        let mut phase = "join";
+        let joined: fn(&Proc) -> bool = if is_source {
+            |p| p.state == ProcState::Ready
+        } else {
+            |p| p.joined
+        };
+        let mut outcome = self.watch(&new_ids, join_timeout, Some(joined));
+        if outcome.is_ok() && !is_source {
+            phase = "probation";
+            outcome = self.watch(&new_ids, probation, None);
+            if outcome.is_ok() {
+                tracing::info!(stage = %stage, "swap: draining the old processes");
+                self.retire(&old_ids);
+                phase = "after hand-over";
+            }
+        }
+        if outcome.is_ok() {
+            outcome = self.watch(&new_ids, probation, None);
+        }
+        if let Err(reason) = outcome {
+            tracing::error!(stage = %stage, phase, reason = %reason, "swap failed; rolling back to the old library");
+            let old_running = self.procs.iter().any(|p| old_ids.contains(&p.id));
+            self.terminate(&new_ids);
+            if !old_running {
+                for replica in 0..old.replicas {
+                    self.spawn(index, replica, old.clone(), Role::Serving);
+                }
+            }
+            return json!({
+                "ok": false, "stage": stage, "rolled_back": true, "phase": phase,
+                "reason": reason, "serving": old.plugin,
+            });
+        }
+        for proc in self.procs.iter_mut().filter(|p| new_ids.contains(&p.id)) {
+            proc.role = Role::Serving;
+        }
+        self.stages[index] = new.clone();
+        let elapsed = started.elapsed().as_secs_f64();
+        tracing::info!(stage = %stage, plugin = %new.plugin.display(), version = %checked["version"], seconds = elapsed, "swap done");
+        json!({
+            "ok": true, "stage": stage, "changed": true, "from": old.plugin, "to": new.plugin,
+            "version": checked["version"], "seconds": elapsed,
+        })
+    }
+
+    /// Drains the processes `ids` (they commit and leave their group) and forgets them.
+    fn retire(&mut self, ids: &[u64]) {
+        for proc in self.procs.iter_mut().filter(|p| ids.contains(&p.id)) {
+            proc.role = Role::Retiring;
+        }
+        self.terminate(ids);
+    }
+
+    /// Watches the new processes `ids` for `timeout`, failing as soon as one of them fails
+    /// (or a stop is requested). With `until`, returns once every process satisfies it and
+    /// fails if that has not happened by the timeout; without, surviving is passing.
+    fn watch(
+        &mut self,
+        ids: &[u64],
+        timeout: Duration,
+        until: Option<fn(&Proc) -> bool>,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let procs: Vec<&Proc> = self.procs.iter().filter(|p| ids.contains(&p.id)).collect();
+            if let Some(reason) = procs.iter().find_map(|p| {
+                p.failure()
+                    .map(|why| format!("new process (pid {}) failed: {why}", p.pid.unwrap_or(0)))
+            }) {
+                return Err(reason);
+            }
+            if procs.len() < ids.len() {
+                return Err("a new process disappeared".into());
+            }
+            if let Some(until) = until {
+                if procs.iter().all(|p| until(p)) {
+                    return Ok(());
+                }
+            }
+            if self.stop_requested() {
+                return Err("the pipeline is stopping".into());
+            }
+            if Instant::now() >= deadline {
+                return match until {
+                    None => Ok(()),
+                    Some(_) => Err(format!(
+                        "a new process did not become ready and join its group within {} s",
+                        timeout.as_secs()
+                    )),
+                };
+            }
+            self.pump(Duration::from_millis(50));
+        }
+    }
+
+    /// Loads and dry-runs the new library in separate processes, so the supervisor never
+    /// maps a plugin. Returns `inspect --json`'s output.
+    fn check_library(&mut self, index: usize, new: &StageDef) -> Result<Value, String> {
+        let inspect_args = vec![
+            "inspect".to_string(),
+            "--json".to_string(),
+            new.plugin.display().to_string(),
+        ];
+        let inspected = self.run_check(&inspect_args)?;
+        let spec: Value = serde_json::from_str(&inspected)
+            .map_err(|e| format!("unreadable `stage-host inspect --json` output: {e}"))?;
+        let running_kind = self
+            .procs
+            .iter()
+            .filter(|p| p.stage == index)
+            .find_map(|p| p.plugin.as_ref().map(|(_, _, kind)| kind.clone()));
+        if let Some(kind) = running_kind {
+            if spec["kind"].as_str() != Some(kind.as_str()) {
+                return Err(format!(
+                    "{} is a {} plugin; stage {} runs a {kind}",
+                    new.plugin.display(),
+                    spec["kind"].as_str().unwrap_or("?"),
+                    new.name
+                ));
+            }
+        }
+        let mut dry_run = new.stage_host_args();
+        dry_run.push("--dry-run".into());
+        self.run_check(&dry_run)?;
+        Ok(spec)
+    }
+
+    /// Runs `stage-host <args>`, pumping events meanwhile; its stdout, or its last error line.
+    fn run_check(&mut self, args: &[String]) -> Result<String, String> {
+        let mut child = Command::new(&self.exe)
+            .args(args)
+            .env("STAGE_HOST_LOG_FORMAT", "text")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.exe.display()))?;
+        let deadline = Instant::now() + CHECK_TIMEOUT;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => self.pump(Duration::from_millis(50)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("`stage-host {}` timed out", args.join(" ")));
+                }
+            }
+        };
+        let output = child
+            .wait_with_output()
+            .map_err(|e| format!("reading the check's output: {e}"))?;
+        if status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output");
+        Err(format!(
+            "`stage-host {}` failed ({}): {}",
+            args.first().map(String::as_str).unwrap_or(""),
+            super::supervisor::describe(status),
+            last.trim()
+        ))
+    }
+
+    /// Re-reads the pipeline file and swaps every stage whose definition changed.
+    pub(super) fn reload(&mut self) -> Value {
+        let file = match super::file::Pipeline::load(&self.pipeline.path) {
+            Ok(file) => file,
+            Err(e) => return json!({"ok": false, "error": e.to_string()}),
+        };
+        let names = |stages: &[StageDef]| stages.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        if names(&file.stages) != names(&self.stages) {
+            return json!({"ok": false, "error": "reload changes stage definitions only; restart the pipeline to add, remove or reorder stages"});
+        }
+        let mut results = Vec::new();
+        let mut ok = true;
+        for (index, def) in file.stages.into_iter().enumerate() {
+            if def != self.stages[index] {
+                let outcome = self.swap_to(index, def);
+                ok &= outcome["ok"] == true;
+                results.push(outcome);
+            }
+        }
+        json!({"ok": ok, "swaps": results})
+    }
+}
