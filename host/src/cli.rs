@@ -40,6 +40,18 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Manage topics through the Kafka Admin API or a REST Proxy (the Python `ClusterAdmin`).
+    Topic {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::admin::topic::TopicCommand,
+    },
+    /// Manage schemas in the Schema Registry (subject `<topic>-value` by default).
+    Schema {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::admin::schema::SchemaCommand,
+    },
     /// Print a plugin's metadata without connecting to anything.
     Inspect {
         /// The plugin library.

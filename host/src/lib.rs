@@ -4,6 +4,7 @@
 //! ([`runner`]). [`start`] is the start-up sequence; the binary in `main.rs` only parses
 //! arguments, sets up logging and maps errors to exit codes ([`error::exit_code`]).
 
+pub mod admin;
 pub mod cli;
 pub mod dry_run;
 pub mod error;

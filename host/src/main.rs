@@ -9,6 +9,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match &cli.command {
+        Some(Command::Topic { command }) => stage_host::admin::topic::run(command),
+        Some(Command::Schema { command }) => stage_host::admin::schema::run(command),
         Some(Command::Inspect { plugin, json }) => plugin_api::host::Plugin::load(plugin)
             .map(|p| print!("{}", stage_host::inspect::render(&p, *json)))
             .map_err(|e| HostError::Plugin(e.to_string())),
