@@ -321,12 +321,18 @@ fn swap_measurement() {
     let n = Names::new("pipe_measure");
     let rate = 5000;
     let records: u64 = 75_000;
-    let run = PipelineRun::start(&pipeline_file(
+    // Extra stage-host flags for stage two, e.g. "-X partition.assignment.strategy=cooperative-sticky".
+    let mut file = pipeline_file(
         &n,
         &format!("{{ records = {records}, rate_per_second = {rate} }}"),
         1,
         false,
-    ));
+    );
+    if let Ok(extra) = std::env::var("SWAP_MEASUREMENT_ARGS") {
+        let args: Vec<String> = extra.split_whitespace().map(|a| format!("{a:?}")).collect();
+        file.push_str(&format!("args = [{}]\n", args.join(", ")));
+    }
+    let run = PipelineRun::start(&file);
     run.wait_running(Duration::from_secs(90));
     run.wait_status("stage two processing", Duration::from_secs(60), |s| {
         counter(s, "two", "records_in") > 10_000

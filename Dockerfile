@@ -1,0 +1,33 @@
+# stage-host and the example stage plugins, for running one stage per container.
+#
+#   docker build -t stage-host:0.1.0 .
+#   docker run --rm stage-host:0.1.0 --plugin /opt/stage-host/plugins/libstage_two.so ...
+#
+# The plugins must be built by the same toolchain and plugin-api as the host (abi_stable checks
+# the layout at load time), so they are built here together. Your own plugins: build them in
+# the same build stage, or mount them into /opt/stage-host/plugins, each under a new file
+# name per version (a running process's library is never overwritten).
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# cmake and a C toolchain for librdkafka (built from source by rdkafka-sys), OpenSSL headers.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends cmake pkg-config libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN cargo build --release --locked -p stage-host -p stage-one -p stage-two -p stage-three
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home stage
+COPY --from=build /src/target/release/stage-host /usr/local/bin/stage-host
+COPY --from=build /src/target/release/libstage_one.so /src/target/release/libstage_two.so /src/target/release/libstage_three.so /opt/stage-host/plugins/
+USER 10001
+ENV STAGE_HOST_LOG_FORMAT=json
+# SIGTERM (docker stop, a Kubernetes pod deletion) drains: finish the batch, flush, commit,
+# leave the group. Give it time: stop_grace_period / terminationGracePeriodSeconds.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["stage-host"]
+CMD ["--help"]
