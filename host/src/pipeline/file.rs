@@ -210,7 +210,7 @@ impl Pipeline {
                     stage.name
                 )));
             }
-            stage.plugin = base.join(&stage.plugin);
+            stage.plugin = normalize(&base.join(&stage.plugin));
         }
         for (i, stage) in stages.iter().enumerate() {
             if stages[..i].iter().any(|s| s.name == stage.name) {
@@ -240,6 +240,23 @@ impl Pipeline {
     pub fn stage(&self, name: &str) -> Option<&StageDef> {
         self.stages.iter().find(|s| s.name == name)
     }
+}
+
+/// Removes `.` and `..` components without touching the file system (the library may not
+/// exist yet, and a symlink's own path is what the user deployed).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// Names end up in file names: keep them to letters, digits, `-`, `_` and `.`.
@@ -282,6 +299,12 @@ mod tests {
     #[test]
     fn parses_and_resolves_paths() {
         let p = Pipeline::parse(Path::new("/etc/pipes/p.toml"), EXAMPLE).unwrap();
+        let up = Pipeline::parse(
+            Path::new("/etc/pipes/p.toml"),
+            &EXAMPLE.replace("libone.so", "../lib/./libone.so"),
+        )
+        .unwrap();
+        assert_eq!(up.stages[0].plugin, PathBuf::from("/etc/lib/libone.so"));
         assert_eq!(p.run_dir, PathBuf::from("/etc/pipes/.run/p"));
         assert_eq!(p.stages[0].plugin, PathBuf::from("/etc/pipes/libone.so"));
         assert_eq!(p.stages[1].plugin, PathBuf::from("/abs/libtwo.so"));
