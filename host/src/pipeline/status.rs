@@ -16,16 +16,7 @@ pub fn render(snapshot: &Value) -> String {
     let _ = writeln!(
         out,
         "{:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>8}  LIBRARY",
-        "STAGE",
-        "#",
-        "PID",
-        "ROLE",
-        "STATE",
-        "PLUGIN",
-        "SHA256",
-        "IN",
-        "OUT",
-        "RESTARTS",
+        "STAGE", "#", "PID", "ROLE", "STATE", "PLUGIN", "SHA256", "IN", "OUT", "RESTARTS",
     );
     for stage in snapshot["stages"].as_array().into_iter().flatten() {
         let name = stage["name"].as_str().unwrap_or("?");
