@@ -128,6 +128,35 @@ pub struct RunArgs {
     #[arg(long, hide = true, env = "STAGE_HOST_STATUS_FD")]
     pub status_fd: Option<i32>,
 
+    /// Refuse the plugin unless its sha256 is this (hex).
+    #[arg(long, value_name = "HEX")]
+    pub plugin_sha256: Option<String>,
+
+    /// Give up on a plugin call that has not returned after this long (a hung transform):
+    /// the process exits without committing the batch, so its records are read again.
+    #[arg(long, default_value = "60", value_name = "SECONDS")]
+    pub batch_timeout_secs: u64,
+
+    /// Circuit breaker: stop the stage when more than this share of the last
+    /// `--failure-window` records failed, rather than skip or dead-letter a whole topic.
+    #[arg(long, default_value = "0.5", value_name = "RATIO")]
+    pub max_failure_ratio: f64,
+
+    /// The number of recent records the circuit breaker looks at.
+    #[arg(long, default_value = "200", value_name = "RECORDS")]
+    pub failure_window: usize,
+
+    /// Exactly-once: consume-transform-produce in Kafka transactions, with the input offsets
+    /// committed inside each transaction.
+    #[arg(long)]
+    pub exactly_once: bool,
+
+    /// The transactional id for `--exactly-once`; give each replica its own, stable across
+    /// restarts, so a restarted or swapped-in process fences its predecessor (default
+    /// `<group or output topic>.<stage name>`).
+    #[arg(long, env = "STAGE_HOST_TRANSACTIONAL_ID")]
+    pub transactional_id: Option<String>,
+
     /// Cluster connection.
     #[command(flatten)]
     pub connection: Connection,

@@ -5,6 +5,7 @@
 //! arguments, sets up logging and maps errors to exit codes ([`error::exit_code`]).
 
 pub mod admin;
+pub mod breaker;
 pub mod cli;
 pub mod dry_run;
 pub mod error;
@@ -20,3 +21,5 @@ pub mod stage_config;
 pub mod start;
 pub mod status_report;
 pub mod topics;
+pub mod trust;
+pub mod watchdog;

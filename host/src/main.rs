@@ -11,9 +11,12 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Topic { command }) => stage_host::admin::topic::run(command),
         Some(Command::Schema { command }) => stage_host::admin::schema::run(command),
-        Some(Command::Inspect { plugin, json }) => plugin_api::host::Plugin::load(plugin)
-            .map(|p| print!("{}", stage_host::inspect::render(&p, *json)))
-            .map_err(|e| HostError::Plugin(e.to_string())),
+        Some(Command::Inspect { plugin, json }) => {
+            stage_host::trust::check_plugin_file(plugin, None)
+                .and_then(|()| plugin_api::host::Plugin::load(plugin).map_err(|e| e.to_string()))
+                .map(|p| print!("{}", stage_host::inspect::render(&p, *json)))
+                .map_err(HostError::Plugin)
+        }
         Some(Command::Pipeline { command }) => {
             stage_host::pipeline::run_command(command).map_err(HostError::from)
         }

@@ -5,8 +5,9 @@
 use crate::cli::RunArgs;
 use crate::error::HostError;
 use crate::registry::Registry;
+use crate::runner::source::{run_source, SourceOptions};
 use crate::runner::stage::{StageOptions, StageRunner};
-use crate::runner::{source::run_source, OutputTopic, Stats};
+use crate::runner::{OutputTopic, Stats};
 use crate::shutdown::Shutdown;
 use crate::status_report::{self, StatusEvent};
 use crate::{policy::ErrorPolicy, stage_config, topics};
@@ -32,6 +33,8 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
         return Err(HostError::Config("--batch-size must be at least 1".into()));
     }
 
+    crate::trust::check_plugin_file(path, args.plugin_sha256.as_deref())
+        .map_err(HostError::Plugin)?;
     let plugin = Plugin::load(path).map_err(|e| HostError::Plugin(e.to_string()))?;
     let mut spec = plugin.spec().clone();
     if let Some(topic) = &args.output_topic {
@@ -85,14 +88,13 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
         Constructed::Source(instance) => {
             let instance = instance.expect("checked above");
             report_ready(&spec);
-            let stats = run_source(
-                conn,
-                &output,
-                instance,
-                args.batch_size,
+            let options = SourceOptions {
+                batch_size: args.batch_size,
                 flush_timeout,
-                shutdown,
-            )?;
+                batch_timeout: Duration::from_secs(args.batch_timeout_secs),
+                transactional_id: transactional_id(args, &spec),
+            };
+            let stats = run_source(conn, &output, instance, &options, shutdown)?;
             status_report::report(&StatusEvent::counters(&stats));
             Ok(stats)
         }
@@ -147,6 +149,10 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
                 dead_letter_topic,
                 max_in_flight_batches: 8,
                 flush_timeout,
+                batch_timeout: Duration::from_secs(args.batch_timeout_secs),
+                failure_window: args.failure_window,
+                max_failure_ratio: args.max_failure_ratio,
+                transactional_id: transactional_id(args, &spec),
             };
             tracing::info!(topic = %options.input_topic, group = %options.group_id, "consuming");
             let runner =
@@ -157,6 +163,22 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
             Ok(stats)
         }
     }
+}
+
+/// The transactional id in exactly-once mode: given, or derived from the group (or, for a
+/// source, the output topic) and the stage name, so a restarted process fences its
+/// predecessor.
+fn transactional_id(args: &RunArgs, spec: &plugin_api::StageSpec) -> Option<String> {
+    args.exactly_once.then(|| {
+        args.transactional_id.clone().unwrap_or_else(|| {
+            let scope = args
+                .group_id
+                .clone()
+                .or(spec.group_id.clone())
+                .unwrap_or_else(|| spec.output_topic.name.clone());
+            format!("{scope}.{}", spec.name)
+        })
+    })
 }
 
 /// Tells a supervisor (if any) that this stage is up: for a stage, subscribed to its input.

@@ -100,9 +100,15 @@ pub fn python() -> PathBuf {
 
 /// Runs the independent client with `args`; panics with its stderr if it fails.
 pub fn kafka_tool(args: &[&str]) -> String {
+    kafka_tool_with_registry("http://127.0.0.1:8081", args)
+}
+
+/// Runs the independent client against the Schema Registry at `registry_url`.
+pub fn kafka_tool_with_registry(registry_url: &str, args: &[&str]) -> String {
     let output = Command::new(python())
         .arg(repo_root().join("tests/tools/kafka_tool.py"))
         .args(args)
+        .env("SCHEMA_REGISTRY_URL", registry_url)
         .output()
         .expect("python runs");
     assert!(
@@ -161,25 +167,54 @@ pub struct ConsumedRecord {
     pub key: Option<String>,
     /// The decoded value.
     pub value: serde_json::Value,
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+impl ConsumedRecord {
+    /// The number in `postid_<n>`.
+    pub fn post_number(&self) -> u32 {
+        self.value["postid"].as_str().expect("a postid")["postid_".len()..]
+            .parse()
+            .expect("postid_<n>")
+    }
 }
 
 /// Reads `count` records of `topic` from the beginning, failing after `timeout_secs`.
+/// `count` 0 reads everything there is (until nothing new arrives for 5 s).
 pub fn consume_avro(topic: &str, count: usize, timeout_secs: u32) -> Vec<ConsumedRecord> {
-    kafka_tool(&[
-        "consume-avro",
-        "--topic",
-        topic,
-        "--count",
-        &count.to_string(),
-        "--timeout",
-        &timeout_secs.to_string(),
-    ])
+    consume_avro_with_registry("http://127.0.0.1:8081", topic, count, timeout_secs)
+}
+
+/// [`consume_avro`] against the Schema Registry at `registry_url`.
+pub fn consume_avro_with_registry(
+    registry_url: &str,
+    topic: &str,
+    count: usize,
+    timeout_secs: u32,
+) -> Vec<ConsumedRecord> {
+    kafka_tool_with_registry(
+        registry_url,
+        &[
+            "consume-avro",
+            "--topic",
+            topic,
+            "--count",
+            &count.to_string(),
+            "--timeout",
+            &timeout_secs.to_string(),
+        ],
+    )
     .lines()
     .map(|line| {
         let v: serde_json::Value = serde_json::from_str(line).expect("kafka_tool prints JSON");
         ConsumedRecord {
             key: v["key"].as_str().map(str::to_string),
             value: v["value"].clone(),
+            partition: v["partition"].as_i64().unwrap_or(-1) as i32,
+            offset: v["offset"].as_i64().unwrap_or(-1),
         }
     })
     .collect()

@@ -4,8 +4,11 @@ librdkafka and its own Avro serde (fastavro), so what the tests check is not onl
 agreeing with itself.
 
     kafka_tool.py produce-avro  --topic T --schema FILE --count N [--key-prefix postid_] [--start 0]
+                                [--poison-at 7,17]                  (raw b"poison" at those indices)
+    kafka_tool.py serialize     --topic T --schema FILE --count N [--start 0]   (framed values, hex)
     kafka_tool.py produce-raw   --topic T --key K --value-hex HEX
-    kafka_tool.py consume-avro  --topic T --count N [--timeout 60]      (JSON lines on stdout)
+    kafka_tool.py consume-avro  --topic T --count N [--timeout 60]      (JSON lines on stdout;
+                                --count 0: all, until nothing new for --idle seconds)
     kafka_tool.py consume-raw   --topic T --count N [--timeout 60]      (key, value hex, headers)
     kafka_tool.py committed     --topic T --group G                     (JSON {partition: offset})
     kafka_tool.py create-topic  --topic T [--partitions 1]
@@ -39,15 +42,27 @@ def produce_avro(args: argparse.Namespace) -> None:
     serializer = AvroSerializer(registry, schema)
     producer = Producer({"bootstrap.servers": BOOTSTRAP})
     ctx = SerializationContext(args.topic, MessageField.VALUE)
+    poison = {int(i) for i in args.poison_at.split(",") if i}
     for i in range(args.start, args.start + args.count):
         postid = f"{args.key_prefix}{i}"
         value = {"postid": postid, "title": uuid.uuid4().hex}
-        producer.produce(args.topic, key=postid.encode(), value=serializer(value, ctx))
+        payload = b"poison" if i in poison else serializer(value, ctx)
+        producer.produce(args.topic, key=postid.encode(), value=payload)
         if i % 1000 == 0:
             producer.poll(0)
     remaining = producer.flush(30)
     if remaining:
         sys.exit(f"{remaining} records were not delivered")
+
+
+def serialize(args: argparse.Namespace) -> None:
+    registry = SchemaRegistryClient({"url": REGISTRY})
+    with open(args.schema) as f:
+        serializer = AvroSerializer(registry, f.read())
+    ctx = SerializationContext(args.topic, MessageField.VALUE)
+    for i in range(args.start, args.start + args.count):
+        value = {"postid": f"postid_{i}", "title": uuid.uuid4().hex}
+        print(serializer(value, ctx).hex())
 
 
 def produce_raw(args: argparse.Namespace) -> None:
@@ -63,7 +78,7 @@ def consume_avro(args: argparse.Namespace) -> None:
     def describe(msg):
         value = deserializer(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
         key = msg.key().decode() if msg.key() is not None else None
-        return {"key": key, "value": value, "partition": msg.partition()}
+        return {"key": key, "value": value, "partition": msg.partition(), "offset": msg.offset()}
 
     consume(args, describe)
 
@@ -91,11 +106,17 @@ def consume(args: argparse.Namespace, describe) -> None:
     consumer.subscribe([args.topic])
     seen = 0
     deadline = time.monotonic() + args.timeout
+    last_record = time.monotonic()
+    read_all = args.count == 0
     try:
-        while seen < args.count and time.monotonic() < deadline:
+        while (read_all or seen < args.count) and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is None:
+                # Idle time counts from the first record: joining the group takes seconds.
+                if read_all and seen and time.monotonic() - last_record > args.idle:
+                    return
                 continue
+            last_record = time.monotonic()
             if msg.error():
                 print(f"consumer error: {msg.error()}", file=sys.stderr)
                 continue
@@ -103,6 +124,10 @@ def consume(args: argparse.Namespace, describe) -> None:
             seen += 1
     finally:
         consumer.close()
+    if read_all:
+        if seen:
+            sys.exit(f"{args.topic} was still receiving records after {args.timeout}s")
+        return
     if seen < args.count:
         sys.exit(f"only {seen} of {args.count} records arrived in {args.topic} within {args.timeout}s")
 
@@ -132,7 +157,14 @@ def main() -> None:
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--key-prefix", default="postid_")
+    p.add_argument("--poison-at", default="")
     p.set_defaults(run=produce_avro)
+    p = sub.add_parser("serialize")
+    p.add_argument("--topic", required=True)
+    p.add_argument("--schema", required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--start", type=int, default=0)
+    p.set_defaults(run=serialize)
     p = sub.add_parser("produce-raw")
     p.add_argument("--topic", required=True)
     p.add_argument("--key", required=True)
@@ -142,11 +174,13 @@ def main() -> None:
     p.add_argument("--topic", required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--timeout", type=float, default=60)
+    p.add_argument("--idle", type=float, default=5)
     p.set_defaults(run=consume_avro)
     p = sub.add_parser("consume-raw")
     p.add_argument("--topic", required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--timeout", type=float, default=60)
+    p.add_argument("--idle", type=float, default=5)
     p.set_defaults(run=consume_raw)
     p = sub.add_parser("committed")
     p.add_argument("--topic", required=True)

@@ -83,6 +83,27 @@ pub fn send(
     }
 }
 
+/// Creates the producer with the host's throughput settings; with a transactional id, a
+/// transactional producer that has fenced any earlier producer with the same id.
+pub fn create_producer(
+    conn: &crate::settings::Connection,
+    transactional_id: Option<&str>,
+) -> Result<AckingProducer, super::RunError> {
+    let mut config = conn.client_config(crate::settings::PRODUCER_DEFAULTS);
+    if let Some(id) = transactional_id {
+        config.set("transactional.id", id);
+    }
+    let producer: AckingProducer = config
+        .create_with_context(DeliveryContext)
+        .map_err(|e| super::RunError::Kafka(format!("creating the producer: {e}")))?;
+    if transactional_id.is_some() {
+        producer
+            .init_transactions(conn.connect_timeout())
+            .map_err(|e| super::RunError::Kafka(format!("initialising transactions: {e}")))?;
+    }
+    Ok(producer)
+}
+
 /// Flushes the producer, waiting at most `timeout`.
 pub fn flush(producer: &AckingProducer, timeout: Duration) -> Result<(), KafkaError> {
     producer.flush(timeout)

@@ -25,6 +25,9 @@ pub enum RunError {
     /// The Schema Registry refused.
     #[error("{0}")]
     Registry(String),
+    /// Too many recent records failed.
+    #[error("circuit breaker open, stopping the stage: {0}")]
+    CircuitOpen(String),
 }
 
 /// Counters a run reports.

@@ -1,29 +1,43 @@
 //! The source loop: poll the plugin, produce what it emits, stop cleanly on a signal or when
 //! the source says it is finished.
 
-use super::delivery::{self, Ack, AckingProducer, DeliveryContext};
+use super::delivery::{self, Ack, AckingProducer};
 use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
-use crate::settings::{Connection, PRODUCER_DEFAULTS};
+use crate::settings::Connection;
 use crate::shutdown::Shutdown;
+use crate::watchdog::Watchdog;
 use plugin_api::abi::OutputBuffer;
 use plugin_api::host::{OutputBufferExt, SourceInstance, SourceStatus};
+use rdkafka::producer::Producer;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How a source runs.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// Most records per poll.
+    pub batch_size: usize,
+    /// How long the final flush may take.
+    pub flush_timeout: Duration,
+    /// Longest a poll may take before the process gives up on it.
+    pub batch_timeout: Duration,
+    /// `Some` for exactly-once mode: each poll's records are produced in one transaction.
+    pub transactional_id: Option<String>,
+}
 
 /// Runs a source until it finishes or a stop is requested, then flushes.
 pub fn run_source(
     conn: &Connection,
     output: &OutputTopic,
     mut instance: SourceInstance,
-    batch_size: usize,
-    flush_timeout: Duration,
+    options: &SourceOptions,
     shutdown: &Shutdown,
 ) -> Result<Stats, RunError> {
-    let producer: AckingProducer = conn
-        .client_config(PRODUCER_DEFAULTS)
-        .create_with_context(DeliveryContext)
-        .map_err(|e| RunError::Kafka(format!("creating the producer: {e}")))?;
+    let producer = delivery::create_producer(conn, options.transactional_id.as_deref())?;
+    let transactional = options.transactional_id.is_some();
+    let watchdog = Watchdog::start(options.batch_timeout);
+    let (batch_size, flush_timeout) = (options.batch_size, options.flush_timeout);
     let mut stats = Stats::default();
     let mut out = OutputBuffer::default();
     let mut scratch = OutputScratch::default();
@@ -33,16 +47,29 @@ pub fn run_source(
         if shutdown.requested() {
             break Ok(());
         }
-        let status = match instance.poll(batch_size as u32, &mut out) {
+        let polled = {
+            let _call = watchdog.guard();
+            instance.poll(batch_size as u32, &mut out)
+        };
+        let status = match polled {
             Ok(status) => status,
             Err(e) => break Err(RunError::Plugin(e.0)),
         };
-        let ack = Arc::new(Ack::default());
-        for record in out.outputs(None) {
-            output.send(&producer, &mut scratch, record.key, record.value, &ack)?;
-            stats.records_out += 1;
+        if transactional && !out.records.is_empty() {
+            if let Err(e) =
+                produce_in_transaction(&producer, output, &out, &mut scratch, flush_timeout)
+            {
+                break Err(e);
+            }
+            stats.records_out += out.records.len() as u64;
+        } else {
+            let ack = Arc::new(Ack::default());
+            for record in out.outputs(None) {
+                output.send(&producer, &mut scratch, record.key, record.value, &ack)?;
+                stats.records_out += 1;
+            }
+            acks.push_back(ack);
         }
-        acks.push_back(ack);
         if let Err(e) = check_acks(&mut acks) {
             break Err(e);
         }
@@ -63,6 +90,34 @@ pub fn run_source(
     flushed?;
     check_acks(&mut acks)?;
     Ok(stats)
+}
+
+/// Produces one poll's records in one transaction.
+fn produce_in_transaction(
+    producer: &AckingProducer,
+    output: &OutputTopic,
+    out: &OutputBuffer,
+    scratch: &mut OutputScratch,
+    timeout: Duration,
+) -> Result<(), RunError> {
+    producer
+        .begin_transaction()
+        .map_err(|e| RunError::Kafka(format!("beginning a transaction: {e}")))?;
+    let ack = Arc::new(Ack::default());
+    let result = out
+        .outputs(None)
+        .try_for_each(|record| output.send(producer, scratch, record.key, record.value, &ack))
+        .and_then(|()| {
+            producer
+                .commit_transaction(timeout)
+                .map_err(|e| RunError::Kafka(format!("committing the transaction: {e}")))
+        });
+    if result.is_err() {
+        if let Err(e) = producer.abort_transaction(timeout) {
+            tracing::warn!(error = %e, "aborting the transaction failed");
+        }
+    }
+    result
 }
 
 /// Drops acknowledged batches; fails on the first delivery error.

@@ -5,19 +5,22 @@
 //! deliveries are in flight. Commits advance over a prefix of fully acknowledged batches only,
 //! so a crash at any point re-reads records rather than losing them (at-least-once).
 
-use super::delivery::{self, Ack, AckingProducer, DeliveryContext};
+use super::delivery::{self, Ack, AckingProducer};
 use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
+use crate::breaker::CircuitBreaker;
 use crate::framing;
 use crate::policy::ErrorPolicy;
 use crate::registry::Registry;
-use crate::settings::{Connection, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
+use crate::settings::{Connection, CONSUMER_DEFAULTS};
 use crate::shutdown::Shutdown;
+use crate::watchdog::Watchdog;
 use plugin_api::abi::OutputBuffer;
 use plugin_api::host::{
     FailureKind, InputBatchBuilder, OutputBufferExt, RecordPosition, StageInstance,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::Producer;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -48,6 +51,14 @@ pub struct StageOptions {
     pub max_in_flight_batches: usize,
     /// How long a final flush may take on stop.
     pub flush_timeout: Duration,
+    /// Longest a plugin call may take before the process gives up on it.
+    pub batch_timeout: Duration,
+    /// Circuit breaker: the window of recent records, and the failure share that trips it.
+    pub failure_window: usize,
+    /// See `failure_window`.
+    pub max_failure_ratio: f64,
+    /// `Some` for exactly-once mode: the producer's transactional id.
+    pub transactional_id: Option<String>,
 }
 
 /// Logs rebalances; partitions are handed over cleanly because commits only ever cover
@@ -120,6 +131,8 @@ pub struct StageRunner<'a> {
     schemas: SchemaCache,
     in_flight: VecDeque<InFlight>,
     stats: Stats,
+    watchdog: Watchdog,
+    breaker: CircuitBreaker,
 }
 
 impl<'a> StageRunner<'a> {
@@ -140,10 +153,9 @@ impl<'a> StageRunner<'a> {
         consumer
             .subscribe(&[&options.input_topic])
             .map_err(|e| RunError::Kafka(format!("subscribing to {}: {e}", options.input_topic)))?;
-        let producer: AckingProducer = conn
-            .client_config(PRODUCER_DEFAULTS)
-            .create_with_context(DeliveryContext)
-            .map_err(|e| RunError::Kafka(format!("creating the producer: {e}")))?;
+        let producer = delivery::create_producer(conn, options.transactional_id.as_deref())?;
+        let watchdog = Watchdog::start(options.batch_timeout);
+        let breaker = CircuitBreaker::new(options.failure_window, options.max_failure_ratio);
         Ok(StageRunner {
             options,
             output,
@@ -155,6 +167,8 @@ impl<'a> StageRunner<'a> {
             schemas: SchemaCache::default(),
             in_flight: VecDeque::new(),
             stats: Stats::default(),
+            watchdog,
+            breaker,
         })
     }
 
@@ -206,6 +220,7 @@ impl<'a> StageRunner<'a> {
             }
             self.stats.records_in += positions.len() as u64;
             if !batch.is_empty() {
+                let _call = self.watchdog.guard();
                 self.instance
                     .process(&batch, &mut out)
                     .map_err(|e| RunError::Plugin(e.0))?;
@@ -225,6 +240,27 @@ impl<'a> StageRunner<'a> {
                     )));
                 }
             }
+            if let Some(ratio) = self
+                .breaker
+                .record(positions.len() - failed.len(), failed.len())
+            {
+                return Err(RunError::CircuitOpen(format!(
+                    "{:.0}% of the last {} records failed (limit {:.0}%); last: {}",
+                    ratio * 100.0,
+                    self.options.failure_window,
+                    self.options.max_failure_ratio * 100.0,
+                    describe_failure(
+                        &self.options.input_topic,
+                        failed.last().expect("failures tripped it")
+                    )
+                )));
+            }
+            let transactional = self.options.transactional_id.is_some();
+            if transactional {
+                self.producer
+                    .begin_transaction()
+                    .map_err(|e| RunError::Kafka(format!("beginning a transaction: {e}")))?;
+            }
             let ack = Arc::new(Ack::default());
             for output in out.outputs(Some(&batch)) {
                 self.output
@@ -232,9 +268,13 @@ impl<'a> StageRunner<'a> {
                 self.stats.records_out += 1;
             }
             self.handle_failures(&failed, &positions, &originals, &ack)?;
-            self.in_flight.push_back(InFlight { ack, next_offsets });
-            self.wait_for_window()?;
-            self.commit_acknowledged(CommitMode::Async)?;
+            if transactional {
+                self.commit_transaction(&next_offsets)?;
+            } else {
+                self.in_flight.push_back(InFlight { ack, next_offsets });
+                self.wait_for_window()?;
+                self.commit_acknowledged(CommitMode::Async)?;
+            }
             progress.maybe_log(&self.stats);
         }
         Ok(())
@@ -399,6 +439,40 @@ impl<'a> StageRunner<'a> {
         .map_err(|e| RunError::Kafka(format!("producing to dead-letter topic {topic}: {e}")))
     }
 
+    /// Exactly-once: the batch's input offsets join its outputs in the transaction, and the
+    /// transaction commits both or neither. On failure it is aborted and the process stops;
+    /// the batch is read again by whoever owns the partitions next.
+    fn commit_transaction(&self, next_offsets: &BTreeMap<i32, i64>) -> Result<(), RunError> {
+        let timeout = self.options.flush_timeout;
+        let result = self.offsets_list(next_offsets).and_then(|offsets| {
+            let group = self
+                .consumer
+                .group_metadata()
+                .ok_or_else(|| RunError::Kafka("the consumer has no group metadata".into()))?;
+            self.producer
+                .send_offsets_to_transaction(&offsets, &group, timeout)
+                .map_err(|e| RunError::Kafka(format!("adding offsets to the transaction: {e}")))?;
+            self.producer
+                .commit_transaction(timeout)
+                .map_err(|e| RunError::Kafka(format!("committing the transaction: {e}")))
+        });
+        if result.is_err() {
+            if let Err(e) = self.producer.abort_transaction(timeout) {
+                tracing::warn!(error = %e, "aborting the transaction failed");
+            }
+        }
+        result
+    }
+
+    fn offsets_list(&self, offsets: &BTreeMap<i32, i64>) -> Result<TopicPartitionList, RunError> {
+        let mut tpl = TopicPartitionList::new();
+        for (&partition, &offset) in offsets {
+            tpl.add_partition_offset(&self.options.input_topic, partition, Offset::Offset(offset))
+                .map_err(|e| RunError::Kafka(e.to_string()))?;
+        }
+        Ok(tpl)
+    }
+
     /// Bounds memory: waits while too many batches are unacknowledged.
     fn wait_for_window(&mut self) -> Result<(), RunError> {
         while self.in_flight.len() > self.options.max_in_flight_batches {
@@ -432,11 +506,7 @@ impl<'a> StageRunner<'a> {
         if offsets.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
-        for (&partition, &offset) in offsets {
-            tpl.add_partition_offset(&self.options.input_topic, partition, Offset::Offset(offset))
-                .map_err(|e| RunError::Kafka(e.to_string()))?;
-        }
+        let tpl = self.offsets_list(offsets)?;
         if let Err(e) = self.consumer.commit(&tpl, mode) {
             // After a rebalance took a partition away, its commit is refused; the new owner
             // re-reads from the last committed offset (at-least-once), so this is not fatal.

@@ -4,7 +4,8 @@
 //!
 //! Config: `fail` = "none" | "constructor_error" | "constructor_panic" | "transform_error" |
 //! "transform_panic" | "bad_output" | "hang"; `every` = fail on every Nth record (default 1);
-//! `ppm` = the value written (default 100.0).
+//! `ppm` = the value written (default 100.0); `slow_ms` = sleep this long per record (to make
+//! a stream last long enough to kill a process in the middle of it).
 
 use plugin_api::{BoxError, Config, Emitter, Record, Stage, StageSpec};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,7 @@ struct FaultConfig {
     fail: Fault,
     every: u64,
     ppm: f32,
+    slow_ms: u64,
 }
 
 impl Default for FaultConfig {
@@ -36,6 +38,7 @@ impl Default for FaultConfig {
             fail: Fault::None,
             every: 1,
             ppm: 100.0,
+            slow_ms: 0,
         }
     }
 }
@@ -86,6 +89,9 @@ impl Stage for Faulty {
         out: &mut Emitter<'_, Output>,
     ) -> Result<(), BoxError> {
         self.seen += 1;
+        if self.config.slow_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(self.config.slow_ms));
+        }
         let postid = record.value.postid;
         if self.seen.is_multiple_of(self.config.every.max(1)) {
             match self.config.fail {

@@ -1,0 +1,481 @@
+//! Faults on the real broker, each counted with an independent consumer (read_committed):
+//! processes killed mid-batch, poison records, panicking and hanging plugins, a registry
+//! outage, the circuit breaker, and the plugin file checks.
+
+use e2e_tests::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const FAULTY: &str = "faulty-stage";
+
+fn stage_args<'a>(
+    plugin: &'a str,
+    input: &'a str,
+    output: &'a str,
+    group: &'a str,
+    config: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "--plugin",
+        plugin,
+        "--input-topic",
+        input,
+        "--output-topic",
+        output,
+        "--group-id",
+        group,
+        "--config-json",
+        config,
+    ]
+}
+
+/// Counts of each post number among `records`.
+fn counts(records: &[ConsumedRecord]) -> BTreeMap<u32, usize> {
+    let mut counts = BTreeMap::new();
+    for r in records {
+        *counts.entry(r.post_number()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Runs a slow stage over `total` records, killing it with SIGKILL `kills` times mid-stream
+/// and restarting it, then lets it finish. Returns everything in the output topic.
+fn kill_repeatedly(extra: &[&str], total: u32, kills: usize) -> Vec<ConsumedRecord> {
+    let input = unique("kill_in");
+    let output = unique("kill_out");
+    let group = unique("kill_g");
+    create_topic(&input, 2);
+    produce_posts(&input, 0, total);
+    let plugin = plugin(FAULTY);
+    let mut args = stage_args(
+        plugin.to_str().unwrap(),
+        &input,
+        &output,
+        &group,
+        r#"{"slow_ms": 2}"#,
+    );
+    args.extend_from_slice(&["--batch-size", "50"]);
+    args.extend_from_slice(extra);
+    for _ in 0..kills {
+        let stage = StageProcess::start(&args);
+        // Joining the group takes about 3 s; then it processes ~400 records a second.
+        std::thread::sleep(Duration::from_millis(4500));
+        signal(stage.pid(), "KILL");
+        let killed = stage.wait(Duration::from_secs(10));
+        assert!(killed.status.code().is_none(), "killed by SIGKILL");
+    }
+    let stage = StageProcess::start(&args);
+    let records = wait_for_all(&output, total);
+    let done = stage.terminate(Duration::from_secs(30));
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    records
+}
+
+/// Reads the whole topic once every post number below `total` is there.
+fn wait_for_all(topic: &str, total: u32) -> Vec<ConsumedRecord> {
+    for _ in 0..30 {
+        let records = consume_avro(topic, 0, 120);
+        if counts(&records).len() == total as usize {
+            return records;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    panic!("not every record reached {topic}");
+}
+
+#[test]
+fn at_least_once_loses_nothing_when_killed_mid_batch_repeatedly() {
+    if !cluster_available() {
+        return;
+    }
+    let records = kill_repeatedly(&[], 3000, 2);
+    let counts = counts(&records);
+    assert_eq!(counts.len(), 3000, "every input record is in the output");
+    let duplicates: usize = counts.values().map(|c| c - 1).sum();
+    eprintln!("at-least-once: 3000 sent, 0 lost, {duplicates} duplicates after 2 kills");
+}
+
+#[test]
+fn exactly_once_loses_nothing_and_duplicates_nothing_when_killed_repeatedly() {
+    if !cluster_available() {
+        return;
+    }
+    let txn_id = unique("kill_txn");
+    let records = kill_repeatedly(&["--exactly-once", "--transactional-id", &txn_id], 3000, 2);
+    let counts = counts(&records);
+    assert_eq!(counts.len(), 3000, "every input record is in the output");
+    let duplicated: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "duplicates under exactly-once: {duplicated:?}"
+    );
+    assert_eq!(records.len(), 3000);
+}
+
+#[test]
+fn exactly_once_sources_commit_each_poll_in_a_transaction() {
+    if !cluster_available() {
+        return;
+    }
+    let output = unique("eos_source_out");
+    let plugin = plugin("stage-one");
+    let done = run_stage_host(
+        &[
+            "--plugin",
+            plugin.to_str().unwrap(),
+            "--output-topic",
+            &output,
+            "--config-json",
+            r#"{"records": 500, "rate_per_second": 0}"#,
+            "--exactly-once",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    let records = consume_avro(&output, 0, 60);
+    assert_eq!(counts(&records).len(), 500);
+    assert_eq!(records.len(), 500);
+}
+
+#[test]
+fn poison_records_land_in_the_dead_letter_topic_and_the_rest_in_order() {
+    if !cluster_available() {
+        return;
+    }
+    let input = unique("poison_in");
+    let output = unique("poison_out");
+    let dlq = unique("poison_dlq");
+    let group = unique("poison_g");
+    create_topic(&input, 1);
+    let poison: Vec<u32> = (0..200).filter(|i| i % 25 == 7).collect();
+    let poison_list = poison
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    kafka_tool(&[
+        "produce-avro",
+        "--topic",
+        &input,
+        "--schema",
+        schema("stage_one.json").to_str().unwrap(),
+        "--count",
+        "200",
+        "--poison-at",
+        &poison_list,
+    ]);
+    let plugin = plugin("stage-two");
+    let mut args = stage_args(plugin.to_str().unwrap(), &input, &output, &group, "{}");
+    args.extend_from_slice(&["--on-error", "dead-letter", "--dead-letter-topic", &dlq]);
+    args.extend_from_slice(&["--batch-size", "30"]);
+    let stage = StageProcess::start(&args);
+    let good = consume_avro(&output, 200 - poison.len(), 90);
+    let dead = consume_raw(&dlq, poison.len(), 60);
+    let done = stage.terminate(Duration::from_secs(30));
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+
+    let dead_offsets: Vec<u32> = dead
+        .iter()
+        .map(|r| {
+            r["headers"]["stage.source.offset"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(dead_offsets, poison, "exactly the poison records, in order");
+    let good_numbers: BTreeSet<u32> = good.iter().map(ConsumedRecord::post_number).collect();
+    let expected: BTreeSet<u32> = (0..200).filter(|i| !poison.contains(i)).collect();
+    assert_eq!(good_numbers, expected);
+    // One input partition: within each output partition, records keep their input order.
+    let mut by_partition: BTreeMap<i32, Vec<(i64, u32)>> = BTreeMap::new();
+    for r in &good {
+        by_partition
+            .entry(r.partition)
+            .or_default()
+            .push((r.offset, r.post_number()));
+    }
+    for (partition, mut records) in by_partition {
+        records.sort_unstable();
+        let numbers: Vec<u32> = records.iter().map(|(_, n)| *n).collect();
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "partition {partition} out of order: {numbers:?}"
+        );
+    }
+    assert_eq!(committed(&input, &group).get(&0), Some(&200));
+}
+
+#[test]
+fn a_plugin_that_panics_every_nth_record_dead_letters_exactly_those() {
+    if !cluster_available() {
+        return;
+    }
+    let input = unique("panic_in");
+    let output = unique("panic_out");
+    let dlq = unique("panic_dlq");
+    let group = unique("panic_g");
+    create_topic(&input, 1);
+    produce_posts(&input, 0, 100);
+    let plugin = plugin(FAULTY);
+    let mut args = stage_args(
+        plugin.to_str().unwrap(),
+        &input,
+        &output,
+        &group,
+        r#"{"fail": "transform_panic", "every": 5}"#,
+    );
+    args.extend_from_slice(&["--on-error", "dead-letter", "--dead-letter-topic", &dlq]);
+    let stage = StageProcess::start(&args);
+    let good = consume_avro(&output, 80, 90);
+    let dead = consume_raw(&dlq, 20, 60);
+    let done = stage.terminate(Duration::from_secs(30));
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    let good: BTreeSet<u32> = good.iter().map(ConsumedRecord::post_number).collect();
+    assert_eq!(good, (0..100).filter(|i| i % 5 != 4).collect());
+    for r in &dead {
+        assert_eq!(r["headers"]["stage.error.kind"], "panic");
+        let offset: u32 = r["headers"]["stage.source.offset"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(offset % 5, 4);
+    }
+}
+
+#[test]
+fn a_plugin_that_hangs_is_stopped_by_the_batch_timeout_without_committing() {
+    if !cluster_available() {
+        return;
+    }
+    let input = unique("hang_in");
+    let group = unique("hang_g");
+    create_topic(&input, 1);
+    produce_posts(&input, 0, 10);
+    let plugin = plugin(FAULTY);
+    let output = unique("hang_out");
+    let mut args = stage_args(
+        plugin.to_str().unwrap(),
+        &input,
+        &output,
+        &group,
+        r#"{"fail": "hang", "every": 3}"#,
+    );
+    args.extend_from_slice(&["--batch-timeout-secs", "2"]);
+    let done = run_stage_host(&args, Duration::from_secs(60));
+    done.assert_failed_with(1, &["did not return within 2 s"]);
+    let offset = committed(&input, &group).get(&0).copied().unwrap_or(-1);
+    assert!(
+        offset <= 2,
+        "committed {offset}, past the record that hung (offset 2)"
+    );
+}
+
+#[test]
+fn the_circuit_breaker_stops_a_stage_whose_records_mostly_fail() {
+    if !cluster_available() {
+        return;
+    }
+    let input = unique("breaker_in");
+    let group = unique("breaker_g");
+    create_topic(&input, 1);
+    produce_posts(&input, 0, 40);
+    let plugin = plugin(FAULTY);
+    let output = unique("breaker_out");
+    let mut args = stage_args(
+        plugin.to_str().unwrap(),
+        &input,
+        &output,
+        &group,
+        r#"{"fail": "transform_error", "every": 1}"#,
+    );
+    args.extend_from_slice(&[
+        "--on-error",
+        "skip",
+        "--failure-window",
+        "20",
+        "--max-failure-ratio",
+        "0.5",
+    ]);
+    let done = run_stage_host(&args, Duration::from_secs(60));
+    done.assert_failed_with(
+        1,
+        &["circuit breaker open", "of the last 20 records failed"],
+    );
+    let offset = committed(&input, &group).get(&0).copied().unwrap_or(-1);
+    assert!(
+        offset < 40,
+        "the batch that tripped the breaker is not committed"
+    );
+}
+
+/// A Schema Registry of this test's own, so stopping it does not disturb other tests.
+struct PrivateRegistry {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl PrivateRegistry {
+    fn start(port: u16, dir: &std::path::Path) -> PrivateRegistry {
+        let child = Command::new(build_dir().join("schema-registry"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("schema-registry starts");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        PrivateRegistry {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(mut self) -> (u16, std::path::PathBuf) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.port, self.dir.clone())
+    }
+}
+
+impl Drop for PrivateRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_registry_outage_delays_records_with_new_schemas_but_loses_none() {
+    if !cluster_available() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let registry = PrivateRegistry::start(free_port(), data.path());
+    let url = registry.url();
+    let input = unique("outage_in");
+    let output = unique("outage_out");
+    let group = unique("outage_g");
+    create_topic(&input, 1);
+    kafka_tool_with_registry(
+        &url,
+        &[
+            "produce-avro",
+            "--topic",
+            &input,
+            "--schema",
+            schema("stage_one.json").to_str().unwrap(),
+            "--count",
+            "5",
+        ],
+    );
+    let plugin = plugin("stage-two");
+    let mut args = stage_args(plugin.to_str().unwrap(), &input, &output, &group, "{}");
+    args.extend_from_slice(&["--schema-registry-url", &url]);
+    let stage = StageProcess::start(&args);
+    assert_eq!(consume_avro_with_registry(&url, &output, 5, 90).len(), 5);
+
+    // Records written with a second schema version the stage has not seen yet...
+    let v2 = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        v2.path(),
+        r#"{"type":"record","name":"test_stage_one_topic_value","fields":[
+            {"name":"postid","type":["string"]},
+            {"name":"title","type":["string"],"default":"default_title"},
+            {"name":"lang","type":"string","default":"en"}]}"#,
+    )
+    .unwrap();
+    let framed = kafka_tool_with_registry(
+        &url,
+        &[
+            "serialize",
+            "--topic",
+            &input,
+            "--schema",
+            v2.path().to_str().unwrap(),
+            "--start",
+            "5",
+            "--count",
+            "5",
+        ],
+    );
+    // ...arrive while the registry is down: the stage retries the lookup, and goes on once
+    // the registry is back (with the same data).
+    let (port, dir) = registry.stop();
+    for (i, hex) in framed.lines().enumerate() {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|k| u8::from_str_radix(&hex[k..k + 2], 16).unwrap())
+            .collect();
+        produce_raw(&input, &format!("postid_{}", 5 + i), &bytes);
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let registry = PrivateRegistry::start(port, &dir);
+    let records = consume_avro_with_registry(&registry.url(), &output, 10, 90);
+    let done = stage.terminate(Duration::from_secs(30));
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert!(done.stderr.contains("retrying"), "{}", done.stderr);
+    let numbers: BTreeSet<u32> = records.iter().map(ConsumedRecord::post_number).collect();
+    assert_eq!(numbers, (0..10).collect());
+}
+
+// ---- plugin files ----
+
+#[test]
+fn a_plugin_in_a_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("libstage_two.so");
+    std::fs::copy(plugin("stage-two"), &copy).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let done = run_stage_host(
+        &["--plugin", copy.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    done.assert_failed_with(3, &["refusing to load plugin", "writable by others"]);
+
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let done = run_stage_host(
+        &["--plugin", copy.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    done.assert_failed_with(3, &["the file is writable by others"]);
+}
+
+#[test]
+fn a_plugin_that_does_not_match_its_sha256_pin_is_refused() {
+    let plugin = plugin("stage-two");
+    let pin = "0".repeat(64);
+    let done = run_stage_host(
+        &[
+            "--plugin",
+            plugin.to_str().unwrap(),
+            "--plugin-sha256",
+            &pin,
+        ],
+        Duration::from_secs(30),
+    );
+    done.assert_failed_with(3, &["not the pinned"]);
+}
