@@ -436,16 +436,21 @@ impl Supervisor {
     /// (Re)starts `proc`'s child with a fresh incarnation id.
     fn launch(&mut self, proc: &mut Proc) {
         proc.sha256 =
-            process::sha256_file(&proc.def.plugin).unwrap_or_else(|e| format!("unreadable: {e}"));
+            crate::trust::sha256_of(&proc.def.plugin).unwrap_or_else(|e| format!("unreadable: {e}"));
         proc.started_at = Instant::now();
         proc.state = ProcState::Starting;
         proc.joined = false;
         proc.counters = Counters::default();
         proc.plugin = None;
         proc.exit_code = None;
+        // A stable transactional id per replica (used only with --exactly-once): a restarted or
+        // swapped-in process fences the one it replaces, and replicas never fence each other.
+        let mut args = proc.def.stage_host_args();
+        args.push("--transactional-id".into());
+        args.push(format!("{}.{}.{}", self.pipeline.name, proc.def.name, proc.replica));
         let launch = Launch {
             exe: self.exe.clone(),
-            args: proc.def.stage_host_args(),
+            args,
             log: proc.log.clone(),
         };
         match process::spawn(&launch, proc.id, self.tx.clone()) {
