@@ -37,6 +37,9 @@ pub enum HostError {
     /// The run failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// Records failed in a run that reports them all instead of stopping (`harness`).
+    #[error("{0}")]
+    RecordsFailed(String),
     /// A `pipeline` command failed.
     #[error(transparent)]
     Pipeline(#[from] crate::pipeline::PipelineError),
@@ -55,6 +58,7 @@ impl HostError {
             HostError::Registry(_) => exit_code::REFUSED,
             HostError::Run(RunError::Plugin(_)) => exit_code::BAD_PLUGIN,
             HostError::Run(_) => exit_code::RUN_FAILED,
+            HostError::RecordsFailed(_) => exit_code::RUN_FAILED,
             HostError::Pipeline(e) => e.exit_code(),
         }
     }

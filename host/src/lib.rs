@@ -6,15 +6,18 @@
 
 pub mod admin;
 pub mod breaker;
+pub mod admin;
 pub mod cli;
 pub mod dry_run;
 pub mod error;
 pub mod framing;
+pub mod harness;
 pub mod inspect;
 pub mod pipeline;
 pub mod policy;
 pub mod registry;
 pub mod runner;
+pub mod scaffold;
 pub mod settings;
 pub mod shutdown;
 pub mod stage_config;

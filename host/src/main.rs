@@ -11,6 +11,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Topic { command }) => stage_host::admin::topic::run(command),
         Some(Command::Schema { command }) => stage_host::admin::schema::run(command),
+        Some(Command::Topic { command }) => stage_host::admin::topic::run(command),
+        Some(Command::Schema { command }) => stage_host::admin::schema::run(command),
+        Some(Command::Harness(args)) => stage_host::harness::run(args),
+        Some(Command::New(args)) => stage_host::scaffold::run(args),
         Some(Command::Inspect { plugin, json }) => {
             stage_host::trust::check_plugin_file(plugin, None)
                 .and_then(|()| plugin_api::host::Plugin::load(plugin).map_err(|e| e.to_string()))

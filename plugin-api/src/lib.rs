@@ -15,6 +15,7 @@ mod export;
 pub mod host;
 mod spec;
 mod stage;
+pub mod testing;
 
 pub use avro::{FromAvro, GenericRecord, ToAvro};
 pub use spec::{StageKind, StageSpec, TopicSpec};
