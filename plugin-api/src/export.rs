@@ -223,7 +223,9 @@ extern "C" fn source_spec<S: SourceStage>() -> RResult<RString, RString> {
     }
 }
 
-extern "C" fn new_stage<S: Stage>(config: RStr<'_>) -> RResult<StageBox, RString> {
+/// Constructs `S` behind the ABI trait object. Exported through the root module, and called
+/// directly by [`crate::host::StageInstance::linked`] for a stage compiled into the host.
+pub(crate) extern "C" fn new_stage<S: Stage>(config: RStr<'_>) -> RResult<StageBox, RString> {
     guarded(|| {
         StageAdapter::<S>::construct(config)
             .map(|adapter| StageObject_TO::from_value(adapter, TD_Opaque))
