@@ -91,6 +91,10 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("session.timeout.ms", "6000"),
     ("heartbeat.interval.ms", "1000"),
     ("enable.partition.eof", "false"),
+    // Bounds the prefetch queue (librdkafka's default is 64 MB, and up to 100,000 records per
+    // partition): a few batches ahead is all the loop needs, and the rest is resident memory.
+    ("queued.max.messages.kbytes", "16384"),
+    ("queued.min.messages", "20000"),
 ];
 
 #[cfg(test)]
