@@ -1,0 +1,107 @@
+//! Command-line interface: the benchmark's options, and the hidden child roles the benchmark
+//! starts itself in.
+
+use clap::{Args, Parser, Subcommand};
+use stage_host::settings::Connection;
+use std::path::PathBuf;
+
+/// Benchmarks stage-two: raw passthrough (ceiling), stage-host with the plugin, the same
+/// transform linked statically, and the Python library's pattern.
+#[derive(Debug, Parser)]
+#[command(name = "stage-bench", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A child role (used by the benchmark itself).
+    #[command(subcommand)]
+    pub role: Option<Role>,
+
+    /// Benchmark options.
+    #[command(flatten)]
+    pub bench: BenchArgs,
+}
+
+/// What the benchmark measures and where it writes.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Records preloaded into the input topic for the throughput runs.
+    #[arg(long, default_value = "1000000")]
+    pub records: u64,
+
+    /// Records for each Python run (the Python library's pattern is too slow for the full set).
+    #[arg(long, default_value = "5000")]
+    pub python_sample: u64,
+
+    /// Where the JSON, markdown and SVG results go.
+    #[arg(long, default_value = "bench/results")]
+    pub out: PathBuf,
+
+    /// Skip the Python scenarios.
+    #[arg(long)]
+    pub skip_python: bool,
+
+    /// Input rate of the latency runs, records per second.
+    #[arg(long, default_value = "10000")]
+    pub latency_rate: u64,
+
+    /// Duration of each latency run, seconds.
+    #[arg(long, default_value = "10")]
+    pub latency_seconds: u64,
+
+    /// The stage-host binary.
+    #[arg(long, default_value = "target/release/stage-host")]
+    pub stage_host: PathBuf,
+
+    /// The stage-two plugin library.
+    #[arg(long, default_value = "target/release/libstage_two.so")]
+    pub plugin: PathBuf,
+
+    /// Python interpreter with confluent-kafka and fastavro.
+    #[arg(
+        long,
+        env = "STAGE_BENCH_PYTHON",
+        default_value = "~/.cache/stage-host/venv/bin/python"
+    )]
+    pub python: String,
+
+    /// The Python stage script.
+    #[arg(long, default_value = "bench/python/stage_two.py")]
+    pub python_script: PathBuf,
+
+    /// Where child processes' logs go.
+    #[arg(long, default_value = "target/stage-bench")]
+    pub log_dir: PathBuf,
+
+    /// Cluster connection.
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Child roles: each runs until SIGTERM, like `stage-host`.
+#[derive(Debug, Subcommand)]
+pub enum Role {
+    /// Raw consume → produce of the bytes, with the host's settings and commit-after-ack.
+    #[command(hide = true)]
+    Passthrough(ChildArgs),
+    /// The stage-two transform linked into the host's runner, no plugin library.
+    #[command(hide = true)]
+    LinkedStage(ChildArgs),
+}
+
+/// Topics and group of a child.
+#[derive(Debug, Clone, Args)]
+pub struct ChildArgs {
+    /// Topic to consume.
+    #[arg(long)]
+    pub input_topic: String,
+    /// Topic to produce to.
+    #[arg(long)]
+    pub output_topic: String,
+    /// Consumer group.
+    #[arg(long)]
+    pub group_id: String,
+    /// Most records per batch (the host's default).
+    #[arg(long, default_value = "1000")]
+    pub batch_size: usize,
+    /// Longest wait to fill a batch, milliseconds (the host's default).
+    #[arg(long, default_value = "20")]
+    pub batch_wait_ms: u64,
+}

@@ -1,0 +1,169 @@
+//! The benchmark's view of the cluster: topics it creates and deletes (tansu keeps records in
+//! memory, so every run deletes what it made), the registry, and committed offsets, which is how
+//! completion of a stage that never exits on its own is detected.
+
+use anyhow::{bail, Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use stage_host::registry::Registry;
+use stage_host::settings::Connection;
+use std::time::Duration;
+
+/// Admin, registry and metadata clients, and the topics made so far.
+pub struct Cluster {
+    conn: Connection,
+    admin: AdminClient<DefaultClientContext>,
+    runtime: tokio::runtime::Runtime,
+    metadata: BaseConsumer,
+    registry: Registry,
+    created: Vec<String>,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Cluster {
+    /// Connects (lazily; the first request fails if the broker is down).
+    pub fn new(conn: &Connection) -> Result<Self> {
+        let admin = conn.client_config(&[]).create().context("admin client")?;
+        let metadata = conn
+            .client_config(&[("allow.auto.create.topics", "false")])
+            .create()
+            .context("metadata client")?;
+        let registry = Registry::new(&conn.schema_registry_url, None)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(Cluster {
+            conn: conn.clone(),
+            admin,
+            runtime,
+            metadata,
+            registry,
+            created: Vec::new(),
+        })
+    }
+
+    /// The connection settings.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The Schema Registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Creates `topic` with `partitions` partitions; it is deleted by [`Cluster::delete_created`].
+    pub fn create_topic(&mut self, topic: &str, partitions: i32) -> Result<()> {
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+        let results = self
+            .runtime
+            .block_on(self.admin.create_topics([&new], &options))
+            .with_context(|| format!("creating topic {topic}"))?;
+        for result in results {
+            if let Err((name, code)) = result {
+                bail!("creating topic {name}: {code}");
+            }
+        }
+        self.created.push(topic.to_string());
+        Ok(())
+    }
+
+    /// Deletes one topic now (the broker keeps records in memory).
+    pub fn delete_topic(&mut self, topic: &str) {
+        let created = std::mem::take(&mut self.created);
+        let (this, rest): (Vec<_>, Vec<_>) = created.into_iter().partition(|t| t == topic);
+        self.created = this;
+        self.delete_created();
+        self.created = rest;
+    }
+
+    /// Deletes every topic this run made or adopted (missing ones are ignored).
+    pub fn delete_created(&mut self) {
+        if self.created.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = self.created.iter().map(String::as_str).collect();
+        let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+        match self
+            .runtime
+            .block_on(self.admin.delete_topics(&names, &options))
+        {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(name) => tracing::info!(topic = %name, "deleted topic"),
+                        Err((name, code)) => {
+                            tracing::debug!(topic = %name, %code, "topic not deleted")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "deleting benchmark topics failed"),
+        }
+        self.created.clear();
+    }
+
+    /// The number of partitions of `topic` (0 while it does not exist).
+    pub fn partitions(&self, topic: &str) -> Result<i32> {
+        let metadata = self
+            .metadata
+            .fetch_metadata(Some(topic), TIMEOUT)
+            .with_context(|| format!("metadata of {topic}"))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .unwrap_or(0))
+    }
+
+    /// The sum over `topic`'s partitions of the offsets `group` committed: the number of input
+    /// records a stage has finished (it commits only after the outputs are acknowledged).
+    /// Watermarks cannot tell this with tansu (see [`crate::preload`]).
+    pub fn committed_total(
+        &self,
+        group: &GroupOffsets,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<u64> {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        let committed = group
+            .0
+            .committed_offsets(tpl, TIMEOUT)
+            .with_context(|| format!("committed offsets of {topic}"))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) if o > 0 => o as u64,
+                _ => 0,
+            })
+            .sum())
+    }
+
+    /// A client that reads `group`'s committed offsets without joining it.
+    pub fn group_offsets(&self, group: &str) -> Result<GroupOffsets> {
+        let consumer = self
+            .conn
+            .client_config(&[("group.id", group), ("enable.auto.commit", "false")])
+            .create()
+            .context("offsets client")?;
+        Ok(GroupOffsets(consumer))
+    }
+}
+
+/// Reads one group's committed offsets (see [`Cluster::group_offsets`]).
+pub struct GroupOffsets(BaseConsumer);
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.delete_created();
+    }
+}

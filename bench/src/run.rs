@@ -1,0 +1,262 @@
+//! One benchmark run: preload, then each scenario in turn on the same data (throughput, then
+//! latency at a fixed rate through the same still-running process), then the report.
+
+use crate::cli::BenchArgs;
+use crate::cluster::Cluster;
+use crate::latency;
+use crate::preload::{self, RecordMaker};
+use crate::process::StageProcess;
+use crate::report::{properties, Report, ScenarioResult, Settings};
+use crate::scenario::{measure_throughput, Scenario};
+use crate::svg;
+use anyhow::{bail, Context, Result};
+use plugin_api::Stage;
+use stage_host::settings::{CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Settings of the Python scenarios' clients (bench/python/stage_two.py).
+const PYTHON_SETTINGS: &[(&str, &str)] = &[
+    ("client", "confluent-kafka 2.x, AvroDeserializer/AvroSerializer (fastavro)"),
+    ("consumer", "auto.offset.reset=earliest, session.timeout.ms=6000, auto commit every 100 ms (so the benchmark sees completion)"),
+    ("producer", "library defaults"),
+];
+
+/// Runs the benchmark and writes the results.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    for file in [&args.stage_host, &args.plugin] {
+        if !file.is_file() {
+            bail!(
+                "{} not found; run `cargo build --release` first",
+                file.display()
+            );
+        }
+    }
+    let python = expand_home(&args.python);
+    if !args.skip_python && !python.is_file() {
+        bail!(
+            "{} not found; run scripts/python-env or pass --skip-python",
+            python.display()
+        );
+    }
+    let mut cluster = Cluster::new(&args.connection)?;
+    let run_id = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let input = format!("bench-{run_id}-input");
+    tracing::info!(records = args.records, topic = %input, "preloading");
+    let preloaded = preload::preload(&mut cluster, &input, args.records)?;
+    let bytes_per_record = preloaded.bytes as f64 / preloaded.records.max(1) as f64;
+
+    let mut scenarios = Vec::new();
+    for scenario in Scenario::ALL {
+        if scenario.is_python() && args.skip_python {
+            continue;
+        }
+        let (topic, records) = if scenario.is_python() {
+            let topic = format!("bench-{run_id}-{}-input", scenario.id());
+            preload::preload(&mut cluster, &topic, args.python_sample)?;
+            (topic, args.python_sample)
+        } else {
+            (input.clone(), args.records)
+        };
+        let result = run_scenario(
+            args,
+            &mut cluster,
+            scenario,
+            &Topics {
+                run_id,
+                input: &topic,
+                records,
+                bytes_per_record,
+            },
+        )
+        .with_context(|| scenario.label())?;
+        if scenario.is_python() {
+            cluster.delete_topic(&topic);
+        }
+        scenarios.push(result);
+    }
+    cluster.delete_created();
+
+    let mut report = Report {
+        finished_at_unix: SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        records: args.records,
+        python_sample: args.python_sample,
+        bytes_per_record,
+        settings: Settings {
+            producer: properties(PRODUCER_DEFAULTS),
+            consumer: properties(CONSUMER_DEFAULTS),
+            batch_size: 1000,
+            batch_wait_ms: 20,
+            max_in_flight_batches: 8,
+            python: properties(PYTHON_SETTINGS),
+            latency_producer: properties(latency::LOAD_PRODUCER),
+            latency_consumer: properties(latency::MEASURING_CONSUMER),
+        },
+        scenarios,
+        targets: Vec::new(),
+    };
+    report.check_targets();
+    write_results(&args.out, &report)?;
+    Ok(())
+}
+
+/// Where a scenario reads, and how much.
+struct Topics<'a> {
+    run_id: u64,
+    input: &'a str,
+    records: u64,
+    bytes_per_record: f64,
+}
+
+fn run_scenario(
+    args: &BenchArgs,
+    cluster: &mut Cluster,
+    scenario: Scenario,
+    topics: &Topics<'_>,
+) -> Result<ScenarioResult> {
+    let output = format!("bench-{}-{}-output", topics.run_id, scenario.id());
+    let group = format!("bench-{}-{}", topics.run_id, scenario.id());
+    // Every scenario writes to an output topic shaped as stage two declares it.
+    let partitions = stage_two::StageTwo::spec().output_topic.partitions;
+    cluster.create_topic(&output, partitions)?;
+    let command = command_for(args, scenario, topics.input, &output, &group)?;
+    let log = args.log_dir.join(format!("{}.log", scenario.id()));
+    tracing::info!(scenario = scenario.id(), records = topics.records, log = %log.display(), "running");
+    let mut process = StageProcess::start(command, &log)?;
+    let measured = (|| {
+        let throughput = measure_throughput(
+            cluster,
+            &mut process,
+            topics.input,
+            &group,
+            topics.records,
+            topics.bytes_per_record,
+        )?;
+        tracing::info!(
+            scenario = scenario.id(),
+            records_per_second = throughput.records_per_second as u64,
+            cpu_s_per_m = throughput.cpu_seconds_per_million,
+            peak_rss_mb = throughput.peak_rss_mb,
+            "throughput"
+        );
+        let (latency, latency_skipped) =
+            if throughput.records_per_second < args.latency_rate as f64 * 1.2 {
+                let why = format!(
+                    "its throughput ({:.0} records/s) cannot sustain {} records/s",
+                    throughput.records_per_second, args.latency_rate
+                );
+                (None, Some(why))
+            } else {
+                let mut maker = RecordMaker::for_topic(cluster, topics.input)?;
+                let l = latency::measure_latency(
+                    cluster,
+                    &mut maker,
+                    topics.input,
+                    &output,
+                    args.latency_rate,
+                    args.latency_seconds,
+                )?;
+                tracing::info!(
+                    scenario = scenario.id(),
+                    p50_ms = l.p50_ms,
+                    p99_ms = l.p99_ms,
+                    received = l.received,
+                    "latency"
+                );
+                (Some(l), None)
+            };
+        anyhow::Ok(ScenarioResult {
+            scenario,
+            label: scenario.label().to_string(),
+            throughput,
+            latency,
+            latency_skipped,
+        })
+    })();
+    process.stop(Duration::from_secs(40))?;
+    cluster.delete_topic(&output);
+    measured
+}
+
+/// The process for `scenario`. Children find the cluster through stage-host's environment
+/// variables, which every one of them reads.
+fn command_for(
+    args: &BenchArgs,
+    scenario: Scenario,
+    input: &str,
+    output: &str,
+    group: &str,
+) -> Result<Command> {
+    let topics = [
+        "--input-topic",
+        input,
+        "--output-topic",
+        output,
+        "--group-id",
+        group,
+    ];
+    let mut command = match scenario {
+        Scenario::Ceiling | Scenario::Linked => {
+            let mut c = Command::new(std::env::current_exe()?);
+            c.arg(if scenario == Scenario::Ceiling {
+                "passthrough"
+            } else {
+                "linked-stage"
+            });
+            c.args(topics);
+            c
+        }
+        Scenario::Plugin => {
+            let mut c = Command::new(&args.stage_host);
+            c.arg("--plugin").arg(&args.plugin).args(topics);
+            c
+        }
+        Scenario::PythonPerRecord | Scenario::PythonBatched => {
+            let mut c = Command::new(expand_home(&args.python));
+            c.arg(&args.python_script).args(topics).args([
+                "--mode",
+                if scenario == Scenario::PythonPerRecord {
+                    "flush-per-record"
+                } else {
+                    "batched"
+                },
+                "--output-schema",
+                "schemas/stage_two.json",
+            ]);
+            c
+        }
+    };
+    let conn = &args.connection;
+    command
+        .env("STAGE_HOST_BOOTSTRAP_SERVERS", &conn.bootstrap_servers)
+        .env("STAGE_HOST_SCHEMA_REGISTRY_URL", &conn.schema_registry_url)
+        .env_remove("STAGE_HOST_PLUGIN")
+        .env("RUST_LOG", "info");
+    Ok(command)
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Writes results.json, results.md and results.svg into `dir`.
+fn write_results(dir: &Path, report: &Report) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let files = [
+        ("results.json", serde_json::to_string_pretty(report)? + "\n"),
+        ("results.md", report.markdown()),
+        ("results.svg", svg::chart(report)),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        tracing::info!(file = %path.display(), "written");
+    }
+    print!("{}", report.markdown());
+    Ok(())
+}

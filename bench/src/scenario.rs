@@ -1,0 +1,146 @@
+//! The scenarios, and the throughput measurement common to all of them: a stage never exits on
+//! its own, so completion is its group's committed input offsets reaching the input's count
+//! (every scenario commits only what it has produced).
+
+use crate::cluster::Cluster;
+use crate::process::StageProcess;
+use anyhow::{bail, Result};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// One thing measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// (a) raw rdkafka passthrough of the bytes.
+    Ceiling,
+    /// (b) stage-host with the stage-two plugin.
+    Plugin,
+    /// (c) stage-two linked into the host's runner.
+    Linked,
+    /// (d) the Python library's pattern: flush after every record.
+    PythonPerRecord,
+    /// (d) Python with batching: poll every 1000, flush at the end.
+    PythonBatched,
+}
+
+impl Scenario {
+    /// Every scenario, in the order they run.
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Ceiling,
+        Scenario::Plugin,
+        Scenario::Linked,
+        Scenario::PythonPerRecord,
+        Scenario::PythonBatched,
+    ];
+
+    /// Short name for topics, logs and JSON.
+    pub fn id(self) -> &'static str {
+        match self {
+            Scenario::Ceiling => "ceiling",
+            Scenario::Plugin => "plugin",
+            Scenario::Linked => "linked",
+            Scenario::PythonPerRecord => "python-per-record",
+            Scenario::PythonBatched => "python-batched",
+        }
+    }
+
+    /// What it is, for tables and the chart.
+    pub fn label(self) -> &'static str {
+        match self {
+            Scenario::Ceiling => "(a) ceiling: rdkafka passthrough",
+            Scenario::Plugin => "(b) stage-host + libstage_two.so",
+            Scenario::Linked => "(c) stage-two linked, no plugin",
+            Scenario::PythonPerRecord => "(d) Python, flush per record",
+            Scenario::PythonBatched => "(d) Python, batched",
+        }
+    }
+
+    /// Whether it runs on the Python sample rather than the full input.
+    pub fn is_python(self) -> bool {
+        matches!(self, Scenario::PythonPerRecord | Scenario::PythonBatched)
+    }
+}
+
+/// Throughput, CPU and memory of one run over the preloaded input.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    /// Records in the input.
+    pub records: u64,
+    /// Records inside the timed window (from the first commit seen to the last).
+    pub timed_records: u64,
+    /// Length of the timed window, seconds.
+    pub seconds: f64,
+    /// Records per second over the window.
+    pub records_per_second: f64,
+    /// Input megabytes (10^6 bytes of key plus framed value) per second.
+    pub mb_per_second: f64,
+    /// CPU seconds (user + system, all threads) per million records, over the window.
+    pub cpu_seconds_per_million: f64,
+    /// Peak resident set size (VmHWM) when the last commit arrived, MB (10^6 bytes).
+    pub peak_rss_mb: f64,
+    /// Seconds from process start to the first commit (start-up and group join).
+    pub startup_seconds: f64,
+}
+
+/// How often the output watermarks are read.
+const WATCH_EVERY: Duration = Duration::from_millis(10);
+/// A run that makes no progress for this long has failed.
+const STALL: Duration = Duration::from_secs(120);
+
+/// Watches `group`'s commits on `input_topic` until they cover `records` records, and
+/// measures `process`.
+pub fn measure_throughput(
+    cluster: &Cluster,
+    process: &mut StageProcess,
+    input_topic: &str,
+    group: &str,
+    records: u64,
+    bytes_per_record: f64,
+) -> Result<Throughput> {
+    let started = Instant::now();
+    let partitions = cluster.partitions(input_topic)?;
+    let offsets = cluster.group_offsets(group)?;
+    let mut first: Option<(Instant, u64, f64)> = None;
+    let mut last_progress = (Instant::now(), 0u64);
+    loop {
+        process.check_running()?;
+        let seen = cluster.committed_total(&offsets, input_topic, partitions)?;
+        let now = Instant::now();
+        if seen > last_progress.1 {
+            last_progress = (now, seen);
+        } else if now.duration_since(last_progress.0) > STALL {
+            bail!(
+                "no progress for {} s after {seen} of {records} records",
+                STALL.as_secs()
+            );
+        }
+        if seen > 0 && first.is_none() {
+            first = Some((now, seen, process.usage()?.cpu_seconds));
+        }
+        if seen >= records {
+            let usage = process.usage()?;
+            let (t0, seen0, cpu0) = first.expect("set when output appeared");
+            // If everything arrived before the first look, time the whole run instead.
+            let (t0, seen0, cpu0) = if seen0 >= records {
+                (started, 0, 0.0)
+            } else {
+                (t0, seen0, cpu0)
+            };
+            let timed_records = records - seen0;
+            let seconds = now.duration_since(t0).as_secs_f64().max(1e-6);
+            let rate = timed_records as f64 / seconds;
+            return Ok(Throughput {
+                records,
+                timed_records,
+                seconds,
+                records_per_second: rate,
+                mb_per_second: rate * bytes_per_record / 1e6,
+                cpu_seconds_per_million: (usage.cpu_seconds - cpu0) / timed_records as f64 * 1e6,
+                peak_rss_mb: usage.peak_rss_bytes as f64 / 1e6,
+                startup_seconds: t0.duration_since(started).as_secs_f64(),
+            });
+        }
+        std::thread::sleep(WATCH_EVERY);
+    }
+}
