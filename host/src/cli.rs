@@ -52,18 +52,6 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::admin::schema::SchemaCommand,
     },
-    /// Manage topics through the Kafka Admin API or a REST Proxy (the Python `ClusterAdmin`).
-    Topic {
-        /// What to do.
-        #[command(subcommand)]
-        command: crate::admin::topic::TopicCommand,
-    },
-    /// Manage schemas in the Schema Registry (subject `<topic>-value` by default).
-    Schema {
-        /// What to do.
-        #[command(subcommand)]
-        command: crate::admin::schema::SchemaCommand,
-    },
     /// Run a plugin's transform on records from a JSON file and print the outputs as JSON
     /// lines, without a cluster.
     Harness(crate::harness::HarnessArgs),

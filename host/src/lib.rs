@@ -6,7 +6,6 @@
 
 pub mod admin;
 pub mod breaker;
-pub mod admin;
 pub mod cli;
 pub mod dry_run;
 pub mod error;

@@ -11,8 +11,6 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Topic { command }) => stage_host::admin::topic::run(command),
         Some(Command::Schema { command }) => stage_host::admin::schema::run(command),
-        Some(Command::Topic { command }) => stage_host::admin::topic::run(command),
-        Some(Command::Schema { command }) => stage_host::admin::schema::run(command),
         Some(Command::Harness(args)) => stage_host::harness::run(args),
         Some(Command::New(args)) => stage_host::scaffold::run(args),
         Some(Command::Inspect { plugin, json }) => {
