@@ -105,10 +105,16 @@ pub fn kafka_tool(args: &[&str]) -> String {
 
 /// Runs the independent client against the Schema Registry at `registry_url`.
 pub fn kafka_tool_with_registry(registry_url: &str, args: &[&str]) -> String {
+    kafka_tool_with(&[("SCHEMA_REGISTRY_URL", registry_url)], args)
+}
+
+/// Runs the independent client with extra environment (`BOOTSTRAP_SERVERS`,
+/// `SCHEMA_REGISTRY_URL`).
+pub fn kafka_tool_with(env: &[(&str, &str)], args: &[&str]) -> String {
     let output = Command::new(python())
         .arg(repo_root().join("tests/tools/kafka_tool.py"))
         .args(args)
-        .env("SCHEMA_REGISTRY_URL", registry_url)
+        .envs(env.iter().copied())
         .output()
         .expect("python runs");
     assert!(
