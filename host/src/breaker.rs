@@ -51,7 +51,11 @@ mod tests {
         assert_eq!(breaker.record(0, 9), None, "window not full yet");
         let mut breaker = CircuitBreaker::new(10, 0.5);
         assert_eq!(breaker.record(5, 5), None, "5 of 10 is not more than half");
-        assert_eq!(breaker.record(0, 1), Some(0.6), "a success slid out, a failure came in");
+        assert_eq!(
+            breaker.record(0, 1),
+            Some(0.6),
+            "a success slid out, a failure came in"
+        );
         let mut breaker = CircuitBreaker::new(10, 0.5);
         assert_eq!(
             breaker.record(1000, 3),

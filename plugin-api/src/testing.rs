@@ -198,7 +198,10 @@ pub fn run_source<S: SourceStage>(
     Ok(outputs)
 }
 
-fn decode_outputs(schema: &Schema, buffer: &OutputBuffer) -> Result<Vec<serde_json::Value>, String> {
+fn decode_outputs(
+    schema: &Schema,
+    buffer: &OutputBuffer,
+) -> Result<Vec<serde_json::Value>, String> {
     buffer
         .records
         .iter()

@@ -112,4 +112,3 @@ pub fn signal(pid: u32, signal: i32) {
         libc::kill(pid as i32, signal);
     }
 }
-

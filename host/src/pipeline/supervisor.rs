@@ -435,8 +435,8 @@ impl Supervisor {
 
     /// (Re)starts `proc`'s child with a fresh incarnation id.
     fn launch(&mut self, proc: &mut Proc) {
-        proc.sha256 =
-            crate::trust::sha256_of(&proc.def.plugin).unwrap_or_else(|e| format!("unreadable: {e}"));
+        proc.sha256 = crate::trust::sha256_of(&proc.def.plugin)
+            .unwrap_or_else(|e| format!("unreadable: {e}"));
         proc.started_at = Instant::now();
         proc.state = ProcState::Starting;
         proc.joined = false;
@@ -447,7 +447,10 @@ impl Supervisor {
         // swapped-in process fences the one it replaces, and replicas never fence each other.
         let mut args = proc.def.stage_host_args();
         args.push("--transactional-id".into());
-        args.push(format!("{}.{}.{}", self.pipeline.name, proc.def.name, proc.replica));
+        args.push(format!(
+            "{}.{}.{}",
+            self.pipeline.name, proc.def.name, proc.replica
+        ));
         let launch = Launch {
             exe: self.exe.clone(),
             args,
