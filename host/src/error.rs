@@ -19,6 +19,15 @@ pub mod exit_code {
     pub const REFUSED: i32 = 5;
 }
 
+/// Folds a message that spans lines (TOML and registry errors do) into one line, so every
+/// failure is one log line.
+pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Why `stage-host` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {

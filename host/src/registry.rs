@@ -105,5 +105,5 @@ fn describe(err: &SRCError) -> String {
         Some(cause) => format!("{}: {}", err.error, cause),
         None => err.error.clone(),
     };
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::error::one_line(text)
 }

@@ -1,6 +1,7 @@
 //! The per-stage configuration handed to the plugin's constructor: a TOML or JSON file, or
 //! inline JSON, always passed on as a JSON object.
 
+use crate::error::one_line;
 use std::path::Path;
 
 /// Reads a TOML (`.toml`) or JSON file into a JSON value.
@@ -31,13 +32,6 @@ pub fn from_json(text: &str) -> Result<serde_json::Value, String> {
         return Err("stage config must be a JSON object".into());
     }
     Ok(value)
-}
-
-fn one_line(e: impl std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

@@ -258,6 +258,6 @@ pub(crate) mod loading {
             }
             other => other.to_string(),
         };
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
+        crate::one_line(text)
     }
 }

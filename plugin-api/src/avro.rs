@@ -33,12 +33,7 @@ pub enum AvroError {
     Encode(String),
 }
 
-fn one_line(err: impl std::fmt::Display) -> String {
-    err.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use crate::one_line;
 
 /// Parses an Avro schema from JSON.
 pub fn parse_schema(json: &str) -> Result<Schema, AvroError> {

@@ -14,7 +14,7 @@ use crate::abi::{
 use crate::avro::{Decoder, Encoder, FromAvro};
 use crate::spec::{StageKind, StageSpec};
 use crate::stage::{Config, Emitter, Poll, Record, SourceStage, Stage};
-use crate::PLUGIN_API_VERSION;
+use crate::{one_line, PLUGIN_API_VERSION};
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -56,13 +56,6 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
     LAST_PANIC
         .with(|p| p.borrow_mut().take())
         .unwrap_or_else(|| format!("panicked: {}", payload_text(payload.as_ref())))
-}
-
-fn one_line(text: impl std::fmt::Display) -> String {
-    text.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Runs `f`, turning a panic into an error.

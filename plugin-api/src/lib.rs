@@ -29,6 +29,14 @@ pub use apache_avro;
 /// boundary that the type layout does not show.
 pub const PLUGIN_API_VERSION: u32 = 1;
 
+/// Folds a message (libraries' errors often span lines) into one line for logs and headers.
+pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Items the export macros expand to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {

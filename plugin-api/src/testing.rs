@@ -32,6 +32,7 @@
 
 use crate::abi::OutputBuffer;
 use crate::avro::{parse_schema, Decoder, Encoder, FromAvro};
+use crate::one_line;
 use crate::stage::{Config, Emitter, Poll, Record, SourceStage, Stage};
 use apache_avro::{types::Value, Schema};
 
@@ -61,13 +62,12 @@ pub fn encode_json(schema: &Schema, json: &serde_json::Value) -> Result<Vec<u8>,
     let value = Value::from(json.clone())
         .resolve(schema)
         .map_err(|e| one_line(format!("does not fit the schema: {e}")))?;
-    apache_avro::to_avro_datum(schema, value).map_err(|e| one_line(e.to_string()))
+    apache_avro::to_avro_datum(schema, value).map_err(one_line)
 }
 
 /// Decodes one Avro datum of `schema` to JSON (unions show as their value).
 pub fn decode_json(schema: &Schema, mut datum: &[u8]) -> Result<serde_json::Value, String> {
-    let value = apache_avro::from_avro_datum(schema, &mut datum, None)
-        .map_err(|e| one_line(e.to_string()))?;
+    let value = apache_avro::from_avro_datum(schema, &mut datum, None).map_err(one_line)?;
     to_json(value)
 }
 
@@ -97,11 +97,7 @@ fn to_json(value: Value) -> Result<serde_json::Value, String> {
         }
         other => other,
     };
-    serde_json::Value::try_from(unwrapped).map_err(|e| one_line(e.to_string()))
-}
-
-fn one_line(text: String) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    serde_json::Value::try_from(unwrapped).map_err(one_line)
 }
 
 /// Runs stage `S` with `config` over `inputs` (JSON values of its declared input schema) and
