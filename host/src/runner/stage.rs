@@ -94,6 +94,8 @@ fn describe(tpl: &TopicPartitionList) -> String {
 
 /// One consumed record the plugin did not get or failed, kept for the error policy.
 struct FailedRecord {
+    /// Index among the batch's consumed records (and its `Original` under dead-letter).
+    consumed_index: usize,
     position: RecordPosition,
     kind: &'static str,
     message: String,
@@ -226,6 +228,7 @@ impl<'a> StageRunner<'a> {
                     .map_err(|e| RunError::Plugin(e.0))?;
                 for failure in out.failures() {
                     failed.push(FailedRecord {
+                        consumed_index: plugin_to_consumed[failure.input_index],
                         position: batch.position(failure.input_index),
                         kind: kind_name(failure.kind),
                         message: failure.message.to_string(),
@@ -267,7 +270,7 @@ impl<'a> StageRunner<'a> {
                     .send(&self.producer, &mut scratch, output.key, output.value, &ack)?;
                 self.stats.records_out += 1;
             }
-            self.handle_failures(&failed, &positions, &originals, &ack)?;
+            self.handle_failures(&failed, &originals, &ack)?;
             if transactional {
                 self.commit_transaction(&next_offsets)?;
             } else {
@@ -324,6 +327,7 @@ impl<'a> StageRunner<'a> {
                 });
             }
             let fail = |kind, message: String| FailedRecord {
+                consumed_index,
                 position,
                 kind,
                 message,
@@ -365,7 +369,6 @@ impl<'a> StageRunner<'a> {
     fn handle_failures(
         &mut self,
         failed: &[FailedRecord],
-        positions: &[RecordPosition],
         originals: &[Original],
         ack: &Arc<Ack>,
     ) -> Result<(), RunError> {
@@ -378,14 +381,7 @@ impl<'a> StageRunner<'a> {
                     self.stats.skipped += 1;
                 }
                 ErrorPolicy::DeadLetter => {
-                    let index = positions
-                        .iter()
-                        .position(|p| {
-                            p.partition == failure.position.partition
-                                && p.offset == failure.position.offset
-                        })
-                        .expect("a failed record was consumed in this batch");
-                    self.dead_letter(failure, &originals[index], ack)?;
+                    self.dead_letter(failure, &originals[failure.consumed_index], ack)?;
                     tracing::warn!("dead-lettered record: {line}");
                     self.stats.dead_lettered += 1;
                 }
