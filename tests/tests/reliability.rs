@@ -144,6 +144,51 @@ fn exactly_once_sources_commit_each_poll_in_a_transaction() {
     assert_eq!(records.len(), 500);
 }
 
+/// A stage run under the dead-letter policy.
+struct DeadLetterRun<'a> {
+    plugin_crate: &'a str,
+    config: &'a str,
+    input: &'a str,
+    output: &'a str,
+    dlq: &'a str,
+    group: &'a str,
+    extra: &'a [&'a str],
+}
+
+/// Runs the stage until `good` outputs and `dead` dead-lettered records arrived, stops it
+/// (it must exit 0), and returns both.
+fn run_dead_letter(
+    run: DeadLetterRun<'_>,
+    good: usize,
+    dead: usize,
+) -> (Vec<ConsumedRecord>, Vec<serde_json::Value>) {
+    let plugin = plugin(run.plugin_crate);
+    let mut args = stage_args(
+        plugin.to_str().unwrap(),
+        run.input,
+        run.output,
+        run.group,
+        run.config,
+    );
+    args.extend_from_slice(&["--on-error", "dead-letter", "--dead-letter-topic", run.dlq]);
+    args.extend_from_slice(run.extra);
+    let stage = StageProcess::start(&args);
+    let good = consume_avro(run.output, good, 90);
+    let dead = consume_raw(run.dlq, dead, 60);
+    let done = stage.terminate(Duration::from_secs(30));
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    (good, dead)
+}
+
+/// The source offset a dead-lettered record's headers name.
+fn dead_letter_offset(record: &serde_json::Value) -> u32 {
+    record["headers"]["stage.source.offset"]
+        .as_str()
+        .expect("a stage.source.offset header")
+        .parse()
+        .expect("a number")
+}
+
 #[test]
 fn poison_records_land_in_the_dead_letter_topic_and_the_rest_in_order() {
     if !cluster_available() {
@@ -171,26 +216,20 @@ fn poison_records_land_in_the_dead_letter_topic_and_the_rest_in_order() {
         "--poison-at",
         &poison_list,
     ]);
-    let plugin = plugin("stage-two");
-    let mut args = stage_args(plugin.to_str().unwrap(), &input, &output, &group, "{}");
-    args.extend_from_slice(&["--on-error", "dead-letter", "--dead-letter-topic", &dlq]);
-    args.extend_from_slice(&["--batch-size", "30"]);
-    let stage = StageProcess::start(&args);
-    let good = consume_avro(&output, 200 - poison.len(), 90);
-    let dead = consume_raw(&dlq, poison.len(), 60);
-    let done = stage.terminate(Duration::from_secs(30));
-    assert_eq!(done.code(), 0, "{}", done.stderr);
-
-    let dead_offsets: Vec<u32> = dead
-        .iter()
-        .map(|r| {
-            r["headers"]["stage.source.offset"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let (good, dead) = run_dead_letter(
+        DeadLetterRun {
+            plugin_crate: "stage-two",
+            config: "{}",
+            input: &input,
+            output: &output,
+            dlq: &dlq,
+            group: &group,
+            extra: &["--batch-size", "30"],
+        },
+        200 - poison.len(),
+        poison.len(),
+    );
+    let dead_offsets: Vec<u32> = dead.iter().map(dead_letter_offset).collect();
     assert_eq!(dead_offsets, poison, "exactly the poison records, in order");
     let good_numbers: BTreeSet<u32> = good.iter().map(ConsumedRecord::post_number).collect();
     let expected: BTreeSet<u32> = (0..200).filter(|i| !poison.contains(i)).collect();
@@ -225,30 +264,24 @@ fn a_plugin_that_panics_every_nth_record_dead_letters_exactly_those() {
     let group = unique("panic_g");
     create_topic(&input, 1);
     produce_posts(&input, 0, 100);
-    let plugin = plugin(FAULTY);
-    let mut args = stage_args(
-        plugin.to_str().unwrap(),
-        &input,
-        &output,
-        &group,
-        r#"{"fail": "transform_panic", "every": 5}"#,
+    let (good, dead) = run_dead_letter(
+        DeadLetterRun {
+            plugin_crate: FAULTY,
+            config: r#"{"fail": "transform_panic", "every": 5}"#,
+            input: &input,
+            output: &output,
+            dlq: &dlq,
+            group: &group,
+            extra: &[],
+        },
+        80,
+        20,
     );
-    args.extend_from_slice(&["--on-error", "dead-letter", "--dead-letter-topic", &dlq]);
-    let stage = StageProcess::start(&args);
-    let good = consume_avro(&output, 80, 90);
-    let dead = consume_raw(&dlq, 20, 60);
-    let done = stage.terminate(Duration::from_secs(30));
-    assert_eq!(done.code(), 0, "{}", done.stderr);
     let good: BTreeSet<u32> = good.iter().map(ConsumedRecord::post_number).collect();
     assert_eq!(good, (0..100).filter(|i| i % 5 != 4).collect());
     for r in &dead {
         assert_eq!(r["headers"]["stage.error.kind"], "panic");
-        let offset: u32 = r["headers"]["stage.source.offset"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(offset % 5, 4);
+        assert_eq!(dead_letter_offset(r) % 5, 4);
     }
 }
 
