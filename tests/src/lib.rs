@@ -14,6 +14,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod restartable_broker;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -201,8 +203,24 @@ pub fn consume_avro_with_registry(
     count: usize,
     timeout_secs: u32,
 ) -> Vec<ConsumedRecord> {
-    kafka_tool_with_registry(
-        registry_url,
+    consume_avro_with(
+        &[("SCHEMA_REGISTRY_URL", registry_url)],
+        topic,
+        count,
+        timeout_secs,
+    )
+}
+
+/// [`consume_avro`] with extra environment for the client (`BOOTSTRAP_SERVERS`,
+/// `SCHEMA_REGISTRY_URL`).
+pub fn consume_avro_with(
+    env: &[(&str, &str)],
+    topic: &str,
+    count: usize,
+    timeout_secs: u32,
+) -> Vec<ConsumedRecord> {
+    kafka_tool_with(
+        env,
         &[
             "consume-avro",
             "--topic",
