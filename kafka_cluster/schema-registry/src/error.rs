@@ -62,6 +62,10 @@ pub enum RegistryError {
     /// The route exists but not for this method (405).
     #[error("HTTP 405 Method Not Allowed")]
     MethodNotAllowed,
+    /// The registry requires basic auth and the request's credentials are missing or wrong
+    /// (401, as Confluent's registry answers with HTTP basic authentication enabled).
+    #[error("Unauthorized")]
+    Unauthorized,
     /// The change could not be written to the data directory (50001), so it was not applied.
     #[error("Error in the backend data store: {0}")]
     Store(String),
@@ -86,6 +90,7 @@ impl RegistryError {
             Self::MalformedBody(_) => 400,
             Self::RouteNotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::Unauthorized => 401,
             Self::Store(_) => 50001,
         }
     }
@@ -94,6 +99,7 @@ impl RegistryError {
     pub fn status(&self) -> StatusCode {
         match self.error_code() {
             400 => StatusCode::BAD_REQUEST,
+            401 => StatusCode::UNAUTHORIZED,
             405 => StatusCode::METHOD_NOT_ALLOWED,
             409 => StatusCode::CONFLICT,
             40400..=40499 | 404 => StatusCode::NOT_FOUND,

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod api;
+pub mod auth;
 pub mod compat;
 pub mod error;
 pub mod registry;
@@ -29,6 +30,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use api::router;
+pub use auth::BasicAuth;
 pub use compat::CompatibilityLevel;
 pub use error::RegistryError;
 pub use registry::Registry;
@@ -57,13 +59,30 @@ pub async fn serve_until(
     data_dir: PathBuf,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_with_auth_until(listener, data_dir, None, shutdown).await
+}
+
+/// [`serve_until`], requiring `auth` on every request when it is given.
+pub async fn serve_with_auth_until(
+    listener: tokio::net::TcpListener,
+    data_dir: PathBuf,
+    auth: Option<BasicAuth>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let dir = data_dir.clone();
     let registry = tokio::task::spawn_blocking(move || Registry::open(&dir))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %data_dir.display(), "schema registry listening");
-    axum::serve(listener, router(Arc::new(registry)))
+    tracing::info!(%addr, data_dir = %data_dir.display(), basic_auth = auth.is_some(), "schema registry listening");
+    let mut app = router(Arc::new(registry));
+    if let Some(auth) = auth {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth),
+            auth::require,
+        ));
+    }
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

@@ -16,6 +16,13 @@ struct Cli {
     /// Directory holding the registry's state; created if missing.
     #[arg(long, env = "SCHEMA_REGISTRY_DATA_DIR")]
     data_dir: PathBuf,
+    /// Require HTTP basic authentication with these credentials, `user:password`.
+    #[arg(long, env = "SCHEMA_REGISTRY_BASIC_AUTH", hide_env_values = true, value_parser = parse_basic_auth)]
+    basic_auth: Option<schema_registry::BasicAuth>,
+}
+
+fn parse_basic_auth(value: &str) -> Result<schema_registry::BasicAuth, String> {
+    schema_registry::BasicAuth::parse(value).map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -32,9 +39,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    schema_registry::serve_until(listener, cli.data_dir, shutdown_signal())
-        .await
-        .context("schema registry failed")?;
+    schema_registry::serve_with_auth_until(
+        listener,
+        cli.data_dir,
+        cli.basic_auth,
+        shutdown_signal(),
+    )
+    .await
+    .context("schema registry failed")?;
     tracing::info!("schema registry stopped");
     Ok(())
 }
