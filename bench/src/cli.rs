@@ -99,9 +99,9 @@ pub struct ChildArgs {
     #[arg(long)]
     pub group_id: String,
     /// Most records per batch (the host's default).
-    #[arg(long, default_value = "1000")]
+    #[arg(long, default_value_t = stage_host::runner::stage::DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
     /// Longest wait to fill a batch, milliseconds (the host's default).
-    #[arg(long, default_value = "20")]
+    #[arg(long, default_value_t = stage_host::runner::stage::DEFAULT_BATCH_WAIT_MS)]
     pub batch_wait_ms: u64,
 }

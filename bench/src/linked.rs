@@ -47,7 +47,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
         batch_wait: Duration::from_millis(args.batch_wait_ms),
         policy: defaults.on_error,
         dead_letter_topic: None,
-        max_in_flight_batches: 8,
+        max_in_flight_batches: stage_host::runner::stage::MAX_IN_FLIGHT_BATCHES,
         flush_timeout: Duration::from_secs(defaults.flush_timeout_secs),
         batch_timeout: Duration::from_secs(defaults.batch_timeout_secs),
         failure_window: defaults.failure_window,

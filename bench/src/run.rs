@@ -7,10 +7,11 @@ use crate::latency;
 use crate::preload::{self, RecordMaker};
 use crate::process::StageProcess;
 use crate::report::{properties, Report, ScenarioResult, Settings};
-use crate::scenario::{measure_throughput, Scenario};
+use crate::scenario::{measure_throughput, wait_until_committed, Scenario};
 use crate::svg;
 use anyhow::{bail, Context, Result};
 use plugin_api::Stage;
+use stage_host::runner::stage::{DEFAULT_BATCH_SIZE, DEFAULT_BATCH_WAIT_MS, MAX_IN_FLIGHT_BATCHES};
 use stage_host::settings::{CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,16 +49,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let bytes_per_record = preloaded.bytes as f64 / preloaded.records.max(1) as f64;
 
     let mut scenarios = Vec::new();
+    // Latency runs append to the shared input topic; the next scenario's stage reads those
+    // records too, and must have finished them before its own latency run.
+    let mut appended = 0;
     for scenario in Scenario::ALL {
         if scenario.is_python() && args.skip_python {
             continue;
         }
-        let (topic, records) = if scenario.is_python() {
+        let (topic, records, in_topic) = if scenario.is_python() {
             let topic = format!("bench-{run_id}-{}-input", scenario.id());
             preload::preload(&mut cluster, &topic, args.python_sample)?;
-            (topic, args.python_sample)
+            (topic, args.python_sample, args.python_sample)
         } else {
-            (input.clone(), args.records)
+            (input.clone(), args.records, args.records + appended)
         };
         let result = run_scenario(
             args,
@@ -67,12 +71,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 run_id,
                 input: &topic,
                 records,
+                in_topic,
                 bytes_per_record,
             },
         )
         .with_context(|| scenario.label())?;
         if scenario.is_python() {
             cluster.delete_topic(&topic);
+        } else {
+            appended += result.latency.as_ref().map_or(0, |l| l.sent);
         }
         scenarios.push(result);
     }
@@ -87,9 +94,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         settings: Settings {
             producer: properties(PRODUCER_DEFAULTS),
             consumer: properties(CONSUMER_DEFAULTS),
-            batch_size: 1000,
-            batch_wait_ms: 20,
-            max_in_flight_batches: 8,
+            batch_size: DEFAULT_BATCH_SIZE,
+            batch_wait_ms: DEFAULT_BATCH_WAIT_MS,
+            max_in_flight_batches: MAX_IN_FLIGHT_BATCHES,
             python: properties(PYTHON_SETTINGS),
             latency_producer: properties(latency::LOAD_PRODUCER),
             latency_consumer: properties(latency::MEASURING_CONSUMER),
@@ -106,7 +113,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 struct Topics<'a> {
     run_id: u64,
     input: &'a str,
+    /// Records timed for throughput: the preloaded ones, first in every partition.
     records: u64,
+    /// Records in the input topic when the scenario starts (preloaded and appended).
+    in_topic: u64,
     bytes_per_record: f64,
 }
 
@@ -149,6 +159,7 @@ fn run_scenario(
                 );
                 (None, Some(why))
             } else {
+                wait_until_committed(cluster, &mut process, topics.input, &group, topics.in_topic)?;
                 let mut maker = RecordMaker::for_topic(cluster, topics.input)?;
                 let l = latency::measure_latency(
                     cluster,

@@ -144,3 +144,35 @@ pub fn measure_throughput(
         std::thread::sleep(WATCH_EVERY);
     }
 }
+
+/// Waits until `group` has committed `total` records of `input_topic`: the stage has caught
+/// up with everything in its input, including the latency records earlier scenarios added
+/// after the preload. A latency run must start from an idle stage, or it times the backlog.
+pub fn wait_until_committed(
+    cluster: &Cluster,
+    process: &mut StageProcess,
+    input_topic: &str,
+    group: &str,
+    total: u64,
+) -> Result<()> {
+    let partitions = cluster.partitions(input_topic)?;
+    let offsets = cluster.group_offsets(group)?;
+    let mut last_progress = (Instant::now(), 0u64);
+    loop {
+        process.check_running()?;
+        let seen = cluster.committed_total(&offsets, input_topic, partitions)?;
+        if seen >= total {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if seen > last_progress.1 {
+            last_progress = (now, seen);
+        } else if now.duration_since(last_progress.0) > STALL {
+            bail!(
+                "no progress for {} s after {seen} of {total} input records",
+                STALL.as_secs()
+            );
+        }
+        std::thread::sleep(WATCH_EVERY);
+    }
+}

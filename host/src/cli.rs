@@ -109,11 +109,13 @@ pub struct RunArgs {
     pub dead_letter_topic: Option<String>,
 
     /// Most records per plugin call.
-    #[arg(long, default_value = "1000")]
+    #[arg(long, default_value_t = crate::runner::stage::DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
 
-    /// Longest wait, in milliseconds, to fill a batch after its first record.
-    #[arg(long, default_value = "20")]
+    /// Longest wait, in milliseconds, to fill a batch after its first record. Under load the
+    /// prefetch queue fills batches at once; the wait only matters when records trickle in,
+    /// where it adds to every record's latency.
+    #[arg(long, default_value_t = crate::runner::stage::DEFAULT_BATCH_WAIT_MS)]
     pub batch_wait_ms: u64,
 
     /// How long to wait for the input topic to exist at start-up.

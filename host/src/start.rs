@@ -6,7 +6,7 @@ use crate::cli::RunArgs;
 use crate::error::HostError;
 use crate::registry::Registry;
 use crate::runner::source::{run_source, SourceOptions};
-use crate::runner::stage::{StageOptions, StageRunner};
+use crate::runner::stage::{StageOptions, StageRunner, MAX_IN_FLIGHT_BATCHES};
 use crate::runner::{OutputTopic, Stats};
 use crate::shutdown::Shutdown;
 use crate::status_report::{self, StatusEvent};
@@ -147,7 +147,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
                 batch_wait: Duration::from_millis(args.batch_wait_ms),
                 policy: args.on_error,
                 dead_letter_topic,
-                max_in_flight_batches: 8,
+                max_in_flight_batches: MAX_IN_FLIGHT_BATCHES,
                 flush_timeout,
                 batch_timeout: Duration::from_secs(args.batch_timeout_secs),
                 failure_window: args.failure_window,

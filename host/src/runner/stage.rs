@@ -26,6 +26,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Most records per plugin call, unless `--batch-size` says otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+/// Longest wait to fill a batch after its first record, unless `--batch-wait-ms` says otherwise.
+pub const DEFAULT_BATCH_WAIT_MS: u64 = 5;
+/// Batches whose outputs may await acknowledgement at once; bounds memory and re-reads.
+pub const MAX_IN_FLIGHT_BATCHES: usize = 8;
+
 /// How the loop batches and where failures go.
 #[derive(Debug, Clone)]
 pub struct StageOptions {
