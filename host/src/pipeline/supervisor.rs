@@ -101,6 +101,8 @@ pub struct Counters {
     pub skipped: u64,
     /// Records dead-lettered.
     pub dead_lettered: u64,
+    /// Consumer lag summed over its partitions, when known.
+    pub lag: Option<u64>,
 }
 
 /// One stage process (across its restarts).
@@ -528,12 +530,14 @@ impl Supervisor {
                         records_out,
                         skipped,
                         dead_lettered,
+                        lag,
                     } => {
                         proc.counters = Counters {
                             records_in,
                             records_out,
                             skipped,
                             dead_lettered,
+                            lag,
                         }
                     }
                     StatusEvent::Draining => proc.state = ProcState::Draining,
@@ -704,6 +708,7 @@ impl Supervisor {
                             "records_out": p.counters.records_out,
                             "skipped": p.counters.skipped,
                             "dead_lettered": p.counters.dead_lettered,
+                            "lag": p.counters.lag,
                             "restarts": p.restarts,
                             "last_exit": p.last_exit,
                             "uptime_secs": p.uptime().as_secs(),
