@@ -205,9 +205,14 @@ impl StageMetrics {
         self.batch_latency.observe(elapsed.as_secs_f64());
     }
 
-    /// The consumer got an assignment of `partitions` partitions.
+    /// The consumer got an assignment; it now holds `partitions` partitions.
     pub fn assigned(&self, partitions: usize) {
         self.rebalances.inc();
+        self.assigned_partitions.set(partitions as i64);
+    }
+
+    /// Partitions were revoked; the consumer now holds `partitions` partitions.
+    pub fn revoked(&self, partitions: usize) {
         self.assigned_partitions.set(partitions as i64);
     }
 

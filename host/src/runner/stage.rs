@@ -84,7 +84,6 @@ impl ConsumerContext for StageConsumerContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
-                self.observer.metrics.assigned(tpl.count());
                 // Start-up is over once the loop polls; an assignment, even an empty one, makes
                 // the process a member of its group.
                 self.observer.health.set_ready();
@@ -98,6 +97,17 @@ impl ConsumerContext for StageConsumerContext {
                 self.observer.forget_lag(&self.input_topic, &revoked);
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // After the change is applied, so the count is the whole assignment also when the
+        // assignment strategy hands partitions over incrementally (cooperative-sticky).
+        let assigned = consumer.assignment().map(|tpl| tpl.count()).unwrap_or(0);
+        match rebalance {
+            Rebalance::Assign(_) => self.observer.metrics.assigned(assigned),
+            Rebalance::Revoke(_) => self.observer.metrics.revoked(assigned),
+            Rebalance::Error(_) => {}
         }
     }
 }
