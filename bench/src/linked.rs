@@ -9,6 +9,7 @@ use clap::Parser;
 use plugin_api::host::StageInstance;
 use plugin_api::Stage;
 use stage_host::cli::Cli;
+use stage_host::observe::Observer;
 use stage_host::registry::Registry;
 use stage_host::runner::stage::{StageOptions, StageRunner};
 use stage_host::runner::OutputTopic;
@@ -16,6 +17,7 @@ use stage_host::settings::Connection;
 use stage_host::shutdown::Shutdown;
 use stage_host::topics;
 use stage_two::StageTwo;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs the linked stage until SIGTERM, with stage-host's defaults (taken from its own
@@ -54,7 +56,17 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
         max_failure_ratio: defaults.max_failure_ratio,
         transactional_id: None,
     };
-    let runner = StageRunner::new(conn, options, output, &registry, instance, shutdown.clone())?;
+    // The same observer a plugin run has, so both runs count the same way.
+    let observer = Arc::new(Observer::new(spec.kind, &spec.name, &spec.version));
+    let runner = StageRunner::new(
+        conn,
+        options,
+        output,
+        &registry,
+        instance,
+        shutdown.clone(),
+        observer,
+    )?;
     let stats = runner.run()?;
     tracing::info!(records = stats.records_in, "linked stage stopped");
     Ok(())

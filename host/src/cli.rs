@@ -164,6 +164,11 @@ pub struct RunArgs {
     #[arg(long, env = "STAGE_HOST_TRANSACTIONAL_ID")]
     pub transactional_id: Option<String>,
 
+    /// Serve Prometheus metrics (`/metrics`) and health checks (`/health/live`,
+    /// `/health/ready`) over HTTP on this address; port 0 picks a free port (logged at start).
+    #[arg(long, env = "STAGE_HOST_METRICS_ADDR", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+
     /// Cluster connection.
     #[command(flatten)]
     pub connection: Connection,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod framing;
 pub mod harness;
 pub mod inspect;
+pub mod observe;
 pub mod pipeline;
 pub mod policy;
 pub mod registry;

@@ -4,6 +4,7 @@
 
 use crate::cli::RunArgs;
 use crate::error::HostError;
+use crate::observe::{server, Observer};
 use crate::registry::Registry;
 use crate::runner::source::{run_source, SourceOptions};
 use crate::runner::stage::{StageOptions, StageRunner, MAX_IN_FLIGHT_BATCHES};
@@ -13,6 +14,7 @@ use crate::status_report::{self, StatusEvent};
 use crate::{policy::ErrorPolicy, stage_config, topics};
 use plugin_api::host::Plugin;
 use plugin_api::{StageKind, TopicSpec};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs the stage described by `args` until it stops.
@@ -32,6 +34,12 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
     if args.batch_size == 0 {
         return Err(HostError::Config("--batch-size must be at least 1".into()));
     }
+    // Bound before anything slow, so a taken port fails the start at once; served once the
+    // plugin is known (the metrics name it).
+    let metrics_endpoint = match (&args.metrics_addr, args.dry_run) {
+        (Some(addr), false) => Some(server::bind(addr).map_err(HostError::Config)?),
+        _ => None,
+    };
 
     crate::trust::check_plugin_file(path, args.plugin_sha256.as_deref())
         .map_err(HostError::Plugin)?;
@@ -41,6 +49,11 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
         spec.output_topic.name = topic.clone();
     }
     tracing::info!(plugin = %path.display(), stage = %spec.name, version = %spec.version, "plugin loaded");
+    let observer = Arc::new(Observer::new(spec.kind, &spec.name, &spec.version));
+    if let Some(bound) = metrics_endpoint {
+        server::serve(bound, Arc::clone(&observer))
+            .map_err(|e| HostError::Config(format!("cannot start the metrics endpoint: {e}")))?;
+    }
     let conn = &args.connection;
     let registry = Registry::new(
         &conn.schema_registry_url,
@@ -94,8 +107,8 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
                 batch_timeout: Duration::from_secs(args.batch_timeout_secs),
                 transactional_id: transactional_id(args, &spec),
             };
-            let stats = run_source(conn, &output, instance, &options, shutdown)?;
-            status_report::report(&StatusEvent::counters(&stats));
+            let stats = run_source(conn, &output, instance, &options, shutdown, &observer)?;
+            status_report::report(&StatusEvent::counters(&stats, None));
             Ok(stats)
         }
         Constructed::Stage(instance) => {
@@ -155,11 +168,18 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
                 transactional_id: transactional_id(args, &spec),
             };
             tracing::info!(topic = %options.input_topic, group = %options.group_id, "consuming");
-            let runner =
-                StageRunner::new(conn, options, output, &registry, instance, shutdown.clone())?;
+            let runner = StageRunner::new(
+                conn,
+                options,
+                output,
+                &registry,
+                instance,
+                shutdown.clone(),
+                Arc::clone(&observer),
+            )?;
             report_ready(&spec);
             let stats = runner.run()?;
-            status_report::report(&StatusEvent::counters(&stats));
+            status_report::report(&StatusEvent::counters(&stats, observer.lag.total()));
             Ok(stats)
         }
     }

@@ -45,19 +45,24 @@ pub enum StatusEvent {
         skipped: u64,
         /// Records sent to the dead-letter topic.
         dead_lettered: u64,
+        /// Consumer lag summed over the assigned partitions whose lag is known; absent for a
+        /// source, before the first commit, and from stage processes older than this field.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lag: Option<u64>,
     },
     /// A stop was requested: finishing the batch, flushing, committing, leaving the group.
     Draining,
 }
 
 impl StatusEvent {
-    /// The counters event for `stats`.
-    pub fn counters(stats: &Stats) -> Self {
+    /// The counters event for `stats` and consumer lag `lag`.
+    pub fn counters(stats: &Stats, lag: Option<u64>) -> Self {
         StatusEvent::Counters {
             records_in: stats.records_in,
             records_out: stats.records_out,
             skipped: stats.skipped,
             dead_lettered: stats.dead_lettered,
+            lag,
         }
     }
 }
@@ -65,6 +70,8 @@ impl StatusEvent {
 struct Reporter {
     out: File,
     last_counters: Option<Instant>,
+    /// The last counters sent, so an idle stage does not repeat itself.
+    last_sent: Option<StatusEvent>,
 }
 
 static REPORTER: OnceLock<Mutex<Reporter>> = OnceLock::new();
@@ -79,6 +86,7 @@ pub fn init(fd: Option<i32>) {
         let _ = REPORTER.set(Mutex::new(Reporter {
             out,
             last_counters: None,
+            last_sent: None,
         }));
     }
 }
@@ -91,26 +99,30 @@ pub fn report(event: &StatusEvent) {
     let mut reporter = reporter.lock().unwrap_or_else(|e| e.into_inner());
     if matches!(event, StatusEvent::Counters { .. }) {
         reporter.last_counters = Some(Instant::now());
+        reporter.last_sent = Some(event.clone());
     }
     let mut line = serde_json::to_string(event).expect("an event serializes");
     line.push('\n');
     let _ = reporter.out.write_all(line.as_bytes());
 }
 
-/// Reports `stats`, at most every 250 ms.
-pub fn counters(stats: &Stats) {
+/// Reports `stats` and `lag`, at most every 250 ms, and only when something changed (an idle
+/// stage is still called, so a lag that falls to 0 after the last batch is reported).
+pub fn counters(stats: &Stats, lag: Option<u64>) {
     let Some(reporter) = REPORTER.get() else {
         return;
     };
+    let event = StatusEvent::counters(stats, lag);
     let due = reporter
         .lock()
         .map(|r| {
             r.last_counters
                 .is_none_or(|t| t.elapsed() >= COUNTERS_EVERY)
+                && r.last_sent.as_ref() != Some(&event)
         })
         .unwrap_or(false);
     if due {
-        report(&StatusEvent::counters(stats));
+        report(&event);
     }
 }
 
@@ -124,5 +136,32 @@ mod tests {
         assert_eq!(line, r#"{"event":"joined","partitions":2}"#);
         let back: StatusEvent = serde_json::from_str(r#"{"event":"draining"}"#).unwrap();
         assert_eq!(back, StatusEvent::Draining);
+    }
+
+    #[test]
+    fn counters_without_lag_read_as_before() {
+        let old =
+            r#"{"event":"counters","records_in":3,"records_out":2,"skipped":1,"dead_lettered":0}"#;
+        let event: StatusEvent = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            event,
+            StatusEvent::counters(
+                &Stats {
+                    records_in: 3,
+                    records_out: 2,
+                    skipped: 1,
+                    dead_lettered: 0
+                },
+                None
+            )
+        );
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            old,
+            "no lag, no field"
+        );
+        let with_lag =
+            serde_json::to_string(&StatusEvent::counters(&Stats::default(), Some(7))).unwrap();
+        assert!(with_lag.ends_with(r#""lag":7}"#), "{with_lag}");
     }
 }

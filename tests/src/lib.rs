@@ -411,3 +411,206 @@ pub fn consume_raw(topic: &str, count: usize, timeout_secs: u32) -> Vec<serde_js
     .map(|line| serde_json::from_str(line).expect("kafka_tool prints JSON"))
     .collect()
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// An HTTP response: status code, `Content-Type` and body.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type` header (empty if none).
+    pub content_type: String,
+    /// The body as text.
+    pub body: String,
+}
+
+/// `GET path` from `addr` (`host:port`) over plain HTTP/1.1, one request per connection.
+/// `None` while nothing answers there.
+pub fn http_get(addr: &str, path: &str) -> Option<HttpResponse> {
+    use std::io::Write;
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let content_type = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        .map(|(_, value)| value.trim().to_string())
+        .unwrap_or_default();
+    Some(HttpResponse {
+        status,
+        content_type,
+        body: body.to_string(),
+    })
+}
+
+/// One sample of a Prometheus text exposition: `name{labels} value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The sample's name (for a counter, with `_total`).
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
+}
+
+/// Parses the samples of a Prometheus text exposition (comments and `# HELP`/`# TYPE` lines
+/// are skipped; label values may hold escaped quotes and backslashes).
+pub fn parse_prometheus(text: &str) -> Vec<Sample> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (name, labels, rest) = match line.find('{') {
+                Some(open) => {
+                    let close = line.rfind('}').expect("labels close");
+                    (
+                        &line[..open],
+                        parse_labels(&line[open + 1..close]),
+                        &line[close + 1..],
+                    )
+                }
+                None => {
+                    let (name, rest) = line.split_once(' ').expect("a value");
+                    (name, BTreeMap::new(), rest)
+                }
+            };
+            let value = rest.split_whitespace().next().expect("a value");
+            Sample {
+                name: name.to_string(),
+                labels,
+                value: value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("not a number: {line}")),
+            }
+        })
+        .collect()
+}
+
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        let name = name.trim().trim_start_matches(',').trim().to_string();
+        if name.is_empty() {
+            return labels;
+        }
+        assert_eq!(chars.next(), Some('"'), "label {name} is quoted");
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.insert(name, value);
+    }
+}
+
+/// The samples named `name` whose labels include every pair of `labels`.
+pub fn samples<'a>(all: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    all.iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect()
+}
+
+/// The value of the one sample named `name` with `labels` (panics if there is not exactly one).
+pub fn sample_value(all: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found = samples(all, name, labels);
+    assert_eq!(
+        found.len(),
+        1,
+        "one sample {name}{labels:?} expected, found {found:?}"
+    );
+    found[0].value
+}
+
+/// Parses `text` with the Prometheus project's own Python parser (`tools/prom_parse.py`);
+/// panics with its message if it refuses the exposition.
+pub fn parse_prometheus_with_python(text: &str) -> Vec<Sample> {
+    use std::io::Write;
+    let mut child = Command::new(python())
+        .arg(repo_root().join("tests/tools/prom_parse.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(text.as_bytes())
+        .expect("write the exposition");
+    let output = child.wait_with_output().expect("python finishes");
+    assert!(
+        output.status.success(),
+        "the Python parser refused the exposition: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            Sample {
+                name: v["name"].as_str().expect("name").to_string(),
+                labels: v["labels"]
+                    .as_object()
+                    .expect("labels")
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect(),
+                value: v["value"].as_f64().expect("value"),
+            }
+        })
+        .collect()
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, panicking with `what` and the last
+/// thing seen after `timeout`.
+pub fn wait_for<T, S: std::fmt::Debug>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<T, S>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("timed out waiting for {what}; last seen: {seen:?}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}

@@ -4,6 +4,8 @@
 //! [pipeline]
 //! name = "example"            # names the run directory
 //! # run_dir = "/run/example"  # default: .run/<name> beside this file
+//! metrics_port = 9300         # optional: each process serves /metrics and /health/* (below)
+//! # metrics_host = "0.0.0.0"  # default 127.0.0.1
 //!
 //! [[stage]]                   # stages start in file order, source first
 //! name = "one"
@@ -19,7 +21,16 @@
 //! output_topic = "out"
 //! group_id = "g"
 //! args = ["--batch-size", "500"]   # any further stage-host flags
+//! # metrics_port = 9400       # this stage's own base port instead of the pipeline's scheme
 //! ```
+//!
+//! Metrics ports: each stage has a block of `2 × replicas` ports starting at its base. Replica
+//! `r` serves on `base + r`; a process swapped in next to it (during a hot swap both run) takes
+//! `base + replicas + r` when its predecessor holds the first. So after swaps a replica may sit
+//! on either port: scrape the whole block. A stage's base is its own `metrics_port`, or else the
+//! pipeline's `metrics_port` plus twice the replicas of the stages before it (stage one with 1
+//! replica gets 9300-9301, stage two with 2 replicas 9302-9305, and so on). Without either, the
+//! stage serves no metrics.
 
 use crate::policy::ErrorPolicy;
 use serde::Deserialize;
@@ -62,6 +73,8 @@ struct RawPipeline {
     stage_host: Option<PathBuf>,
     #[serde(default)]
     swap: SwapSettings,
+    metrics_port: Option<u16>,
+    metrics_host: Option<String>,
 }
 
 /// How a hot swap judges a new library.
@@ -110,6 +123,8 @@ pub struct StageDef {
     /// Further `stage-host` flags.
     #[serde(default)]
     pub args: Vec<String>,
+    /// The first port of this stage's metrics block (see the module doc).
+    pub metrics_port: Option<u16>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -163,8 +178,76 @@ pub struct Pipeline {
     pub stage_host: Option<PathBuf>,
     /// Swap settings.
     pub swap: SwapSettings,
+    /// Where stage processes serve metrics.
+    pub metrics: MetricsPorts,
     /// Stages in start order.
     pub stages: Vec<StageDef>,
+}
+
+/// The pipeline-wide metrics settings: the base port of the first stage's block and the host
+/// every process listens on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsPorts {
+    /// Base port of the pipeline's scheme; `None`: only stages with their own port serve.
+    pub base: Option<u16>,
+    /// The address processes listen on.
+    pub host: String,
+}
+
+impl MetricsPorts {
+    /// The first port of the block of stage `index` among `stages`, if it serves metrics.
+    pub fn stage_base(&self, stages: &[StageDef], index: usize) -> Option<u16> {
+        self.block(stages, index)
+            .and_then(|(start, _)| u16::try_from(start).ok())
+    }
+
+    /// The two ports of replica `replica` of `stage` (the second for a swapped-in process).
+    pub fn replica_ports(base: u16, stage: &StageDef, replica: u32) -> [u16; 2] {
+        let first = u32::from(base) + replica;
+        let second = first + stage.replicas;
+        [first, second].map(|p| u16::try_from(p).unwrap_or(u16::MAX))
+    }
+
+    /// The block of stage `index`: first port and size (`2 × replicas`).
+    fn block(&self, stages: &[StageDef], index: usize) -> Option<(u32, u32)> {
+        let stage = &stages[index];
+        let size = 2 * stage.replicas;
+        let start = match (stage.metrics_port, self.base) {
+            (Some(port), _) => u32::from(port),
+            (None, Some(base)) => {
+                u32::from(base) + 2 * stages[..index].iter().map(|s| s.replicas).sum::<u32>()
+            }
+            (None, None) => return None,
+        };
+        Some((start, size))
+    }
+
+    /// Checks that every block fits below 65536 and no two overlap.
+    fn check(&self, stages: &[StageDef]) -> Result<(), String> {
+        let mut blocks: Vec<(u32, u32, &str)> = Vec::new();
+        for (index, stage) in stages.iter().enumerate() {
+            let Some((start, size)) = self.block(stages, index) else {
+                continue;
+            };
+            let end = start + size;
+            if start == 0 || end > 65536 {
+                return Err(format!(
+                    "stage {}: metrics ports {start}..{} are not valid ports",
+                    stage.name,
+                    end - 1
+                ));
+            }
+            if let Some((_, _, other)) = blocks.iter().find(|(s, e, _)| start < *e && *s < end) {
+                return Err(format!(
+                    "stage {}: metrics ports {start}..{} overlap those of stage {other} (each stage takes 2 × replicas ports)",
+                    stage.name,
+                    end - 1
+                ));
+            }
+            blocks.push((start, end, &stage.name));
+        }
+        Ok(())
+    }
 }
 
 impl Pipeline {
@@ -221,12 +304,21 @@ impl Pipeline {
             Some(dir) => base.join(dir),
             None => base.join(".run").join(&raw.pipeline.name),
         };
+        let metrics = MetricsPorts {
+            base: raw.pipeline.metrics_port,
+            host: raw
+                .pipeline
+                .metrics_host
+                .unwrap_or_else(|| "127.0.0.1".to_string()),
+        };
+        metrics.check(&stages).map_err(invalid)?;
         Ok(Pipeline {
             path: path.to_path_buf(),
             name: raw.pipeline.name,
             run_dir,
             stage_host: raw.pipeline.stage_host.map(|p| base.join(p)),
             swap: raw.pipeline.swap,
+            metrics,
             stages,
         })
     }
@@ -327,6 +419,47 @@ mod tests {
             ]
         );
         assert_eq!(p.stages[0].config, serde_json::json!({"records": 5}));
+        assert_eq!(
+            p.metrics.stage_base(&p.stages, 1),
+            None,
+            "no metrics by default"
+        );
+    }
+
+    #[test]
+    fn metrics_ports_follow_the_scheme() {
+        let text = EXAMPLE.replace("name = \"p\"", "name = \"p\"\nmetrics_port = 9300");
+        let p = Pipeline::parse(Path::new("p.toml"), &text).unwrap();
+        assert_eq!(p.metrics.host, "127.0.0.1");
+        assert_eq!(p.metrics.stage_base(&p.stages, 0), Some(9300));
+        assert_eq!(
+            p.metrics.stage_base(&p.stages, 1),
+            Some(9302),
+            "after one replica's two ports"
+        );
+        assert_eq!(
+            MetricsPorts::replica_ports(9302, &p.stages[1], 0),
+            [9302, 9304]
+        );
+        assert_eq!(
+            MetricsPorts::replica_ports(9302, &p.stages[1], 1),
+            [9303, 9305]
+        );
+
+        let own = text.replace("replicas = 2", "replicas = 2\nmetrics_port = 9500");
+        let p = Pipeline::parse(Path::new("p.toml"), &own).unwrap();
+        assert_eq!(p.metrics.stage_base(&p.stages, 1), Some(9500));
+
+        let overlap = text.replace("replicas = 2", "replicas = 2\nmetrics_port = 9301");
+        let e = Pipeline::parse(Path::new("p.toml"), &overlap)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("overlap those of stage one"), "{e}");
+        let high = text.replace("9300", "65534");
+        let e = Pipeline::parse(Path::new("p.toml"), &high)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not valid ports"), "{e}");
     }
 
     #[test]

@@ -7,18 +7,22 @@
 //! - [`swap`]: checking a new library and handing partitions over to it, or rolling back.
 //! - [`control`]: the control socket and its JSON line protocol.
 //! - [`status`]: rendering the supervisor's snapshot.
+//! - [`watch`] and [`progress`]: the live view (`status --watch`) and its rates and ETA.
 
 pub mod control;
 pub mod file;
 pub mod process;
+pub mod progress;
 pub mod status;
 pub mod supervisor;
 pub mod swap;
+pub mod watch;
 
 use clap::Subcommand;
 use control::Request;
 use file::Pipeline;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `stage-host pipeline ...`
 #[derive(Debug, Subcommand)]
@@ -28,13 +32,21 @@ pub enum PipelineCommand {
         /// The pipeline file.
         file: PathBuf,
     },
-    /// Show stages, processes, plugin versions and hashes, states and record counts.
+    /// Show stages, processes, plugin versions and hashes, states and record counts; with
+    /// `--watch`, a live view per stage: throughput, consumer lag and catch-up progress.
     Status {
         /// The pipeline file.
         file: PathBuf,
         /// Print the supervisor's JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// Refresh every `--interval-ms` until Ctrl-C (redrawn on a terminal, one snapshot
+        /// after another otherwise).
+        #[arg(long)]
+        watch: bool,
+        /// How often `--watch` refreshes, in milliseconds (at least 250).
+        #[arg(long, default_value = "1000", requires = "watch", value_name = "MS")]
+        interval_ms: u64,
     },
     /// Hot-swap one stage of a running pipeline to another library.
     Swap {
@@ -114,7 +126,15 @@ pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
             let pipeline = Pipeline::load(file)?;
             supervisor::Supervisor::new(pipeline)?.run()
         }
-        PipelineCommand::Status { file, json } => {
+        PipelineCommand::Status {
+            file,
+            watch: true,
+            interval_ms,
+            ..
+        } => watch::run(Duration::from_millis(*interval_ms), || {
+            ask(file, &Request::Status)
+        }),
+        PipelineCommand::Status { file, json, .. } => {
             let answer = ask(file, &Request::Status)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&answer).expect("JSON"));

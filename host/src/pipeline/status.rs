@@ -15,8 +15,8 @@ pub fn render(snapshot: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>8}  LIBRARY",
-        "STAGE", "#", "PID", "ROLE", "STATE", "PLUGIN", "SHA256", "IN", "OUT", "RESTARTS",
+        "{:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>9} {:>8}  LIBRARY",
+        "STAGE", "#", "PID", "ROLE", "STATE", "PLUGIN", "SHA256", "IN", "OUT", "LAG", "RESTARTS",
     );
     for stage in snapshot["stages"].as_array().into_iter().flatten() {
         let name = stage["name"].as_str().unwrap_or("?");
@@ -41,7 +41,7 @@ pub fn render(snapshot: &Value) -> String {
             let sha = p["sha256"].as_str().unwrap_or("");
             let _ = writeln!(
                 out,
-                "{name:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>8}  {}",
+                "{name:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>9} {:>8}  {}",
                 p["replica"].to_string(),
                 p["pid"]
                     .as_u64()
@@ -53,6 +53,10 @@ pub fn render(snapshot: &Value) -> String {
                 &sha[..sha.len().min(12)],
                 p["records_in"].to_string(),
                 p["records_out"].to_string(),
+                p["lag"]
+                    .as_u64()
+                    .map(|v| v.to_string())
+                    .unwrap_or("-".into()),
                 p["restarts"].to_string(),
                 p["plugin"].as_str().unwrap_or("?"),
             );

@@ -8,7 +8,7 @@
 //! `pump` while they wait, so status keeps answering and crashes keep being handled.
 
 use super::control::{self, Envelope, Request};
-use super::file::{Pipeline, StageDef};
+use super::file::{MetricsPorts, Pipeline, StageDef};
 use super::process::{self, Launch, StatusLine};
 use super::PipelineError;
 use crate::status_report::StatusEvent;
@@ -101,6 +101,8 @@ pub struct Counters {
     pub skipped: u64,
     /// Records dead-lettered.
     pub dead_lettered: u64,
+    /// Consumer lag summed over its partitions, when known.
+    pub lag: Option<u64>,
 }
 
 /// One stage process (across its restarts).
@@ -136,6 +138,8 @@ pub struct Proc {
     pub last_exit: Option<String>,
     /// The log file.
     pub log: PathBuf,
+    /// The port it serves metrics on, kept across restarts.
+    pub metrics_port: Option<u16>,
     started_at: Instant,
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -405,6 +409,7 @@ impl Supervisor {
             .run_dir
             .join("logs")
             .join(format!("{}-{replica}.log", def.name));
+        let metrics_port = self.pick_metrics_port(stage, replica, &def);
         let mut proc = Proc {
             id,
             stage,
@@ -420,6 +425,7 @@ impl Supervisor {
             restarts: 0,
             last_exit: None,
             log,
+            metrics_port,
             started_at: Instant::now(),
             retry_at: None,
             backoff: BACKOFF_START,
@@ -431,6 +437,22 @@ impl Supervisor {
         self.launch(&mut proc);
         self.procs.push(proc);
         id
+    }
+
+    /// The metrics port of a new process of replica `replica` of stage `stage` running `def`:
+    /// the replica's first port, or its second while another process (the one a swap
+    /// replaces) holds the first. See the scheme in [`super::file`].
+    fn pick_metrics_port(&self, stage: usize, replica: u32, def: &StageDef) -> Option<u16> {
+        let mut stages = self.stages.clone();
+        stages[stage] = def.clone();
+        let base = self.pipeline.metrics.stage_base(&stages, stage)?;
+        let ports = MetricsPorts::replica_ports(base, def, replica);
+        let taken = |port: u16| self.procs.iter().any(|p| p.metrics_port == Some(port));
+        let port = ports.into_iter().find(|&port| !taken(port));
+        if port.is_none() {
+            tracing::warn!(stage = %def.name, replica, ports = ?ports, "both metrics ports of the replica are in use; starting it without metrics");
+        }
+        port
     }
 
     /// (Re)starts `proc`'s child with a fresh incarnation id.
@@ -451,6 +473,10 @@ impl Supervisor {
             "{}.{}.{}",
             self.pipeline.name, proc.def.name, proc.replica
         ));
+        if let Some(port) = proc.metrics_port {
+            args.push("--metrics-addr".into());
+            args.push(self.metrics_addr(port));
+        }
         let launch = Launch {
             exe: self.exe.clone(),
             args,
@@ -467,6 +493,16 @@ impl Supervisor {
                 tracing::error!(stage = %proc.def.name, error = %e, "could not start a stage process");
                 self.after_crash(proc);
             }
+        }
+    }
+
+    /// `host:port` for `port` on the pipeline's metrics host (IPv6 hosts bracketed).
+    fn metrics_addr(&self, port: u16) -> String {
+        let host = &self.pipeline.metrics.host;
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
         }
     }
 
@@ -528,12 +564,14 @@ impl Supervisor {
                         records_out,
                         skipped,
                         dead_lettered,
+                        lag,
                     } => {
                         proc.counters = Counters {
                             records_in,
                             records_out,
                             skipped,
                             dead_lettered,
+                            lag,
                         }
                     }
                     StatusEvent::Draining => proc.state = ProcState::Draining,
@@ -704,6 +742,8 @@ impl Supervisor {
                             "records_out": p.counters.records_out,
                             "skipped": p.counters.skipped,
                             "dead_lettered": p.counters.dead_lettered,
+                            "lag": p.counters.lag,
+                            "metrics_addr": p.metrics_port.map(|port| self.metrics_addr(port)),
                             "restarts": p.restarts,
                             "last_exit": p.last_exit,
                             "uptime_secs": p.uptime().as_secs(),

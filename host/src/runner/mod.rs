@@ -57,8 +57,8 @@ impl ProgressLog {
         }
     }
 
-    fn maybe_log(&mut self, stats: &Stats) {
-        crate::status_report::counters(stats);
+    fn maybe_log(&mut self, stats: &Stats, lag: Option<u64>) {
+        crate::status_report::counters(stats, lag);
         if self.last.elapsed() >= self.every {
             self.last = Instant::now();
             tracing::info!(

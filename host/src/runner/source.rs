@@ -3,6 +3,8 @@
 
 use super::delivery::{self, Ack, AckingProducer};
 use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
+use crate::observe::metrics::SOURCE_ERROR_KIND;
+use crate::observe::Observer;
 use crate::settings::Connection;
 use crate::shutdown::Shutdown;
 use crate::watchdog::Watchdog;
@@ -33,6 +35,7 @@ pub fn run_source(
     mut instance: SourceInstance,
     options: &SourceOptions,
     shutdown: &Shutdown,
+    observer: &Observer,
 ) -> Result<Stats, RunError> {
     let producer = delivery::create_producer(conn, options.transactional_id.as_deref())?;
     let transactional = options.transactional_id.is_some();
@@ -43,6 +46,8 @@ pub fn run_source(
     let mut scratch = OutputScratch::default();
     let mut progress = ProgressLog::new(Duration::from_secs(10));
     let mut acks: VecDeque<Arc<Ack>> = VecDeque::new();
+    // Its producer is up and the first poll is next: a source is ready when it produces.
+    observer.health.set_ready();
     let result = loop {
         if shutdown.requested() {
             break Ok(());
@@ -53,8 +58,12 @@ pub fn run_source(
         };
         let status = match polled {
             Ok(status) => status,
-            Err(e) => break Err(RunError::Plugin(e.0)),
+            Err(e) => {
+                observer.metrics.error(SOURCE_ERROR_KIND);
+                break Err(RunError::Plugin(e.0));
+            }
         };
+        let records_out_before = stats.records_out;
         if transactional && !out.records.is_empty() {
             if let Err(e) =
                 produce_in_transaction(&producer, output, &out, &mut scratch, flush_timeout)
@@ -70,10 +79,13 @@ pub fn run_source(
             }
             acks.push_back(ack);
         }
+        observer
+            .metrics
+            .records_out(stats.records_out - records_out_before);
         if let Err(e) = check_acks(&mut acks) {
             break Err(e);
         }
-        progress.maybe_log(&stats);
+        progress.maybe_log(&stats, None);
         match status {
             SourceStatus::Ready => {}
             SourceStatus::WaitMillis(ms) => shutdown.sleep(Duration::from_millis(ms)),
@@ -83,6 +95,10 @@ pub fn run_source(
             }
         }
     };
+    match result {
+        Ok(()) => observer.health.set_draining(),
+        Err(_) => observer.health.set_failed(),
+    }
     let flushed = delivery::flush(&producer, flush_timeout)
         .map_err(|e| RunError::Kafka(format!("flushing the producer: {e}")));
     tracing::info!(records_out = stats.records_out, "source stopped");

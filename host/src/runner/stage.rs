@@ -9,6 +9,7 @@ use super::delivery::{self, Ack, AckingProducer};
 use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
 use crate::breaker::CircuitBreaker;
 use crate::framing;
+use crate::observe::{lag, Observer};
 use crate::policy::ErrorPolicy;
 use crate::registry::Registry;
 use crate::settings::{Connection, CONSUMER_DEFAULTS};
@@ -68,25 +69,52 @@ pub struct StageOptions {
     pub transactional_id: Option<String>,
 }
 
-/// Logs rebalances; partitions are handed over cleanly because commits only ever cover
-/// acknowledged outputs.
-struct StageConsumerContext;
+/// Logs and counts rebalances, and reads consumer lag from librdkafka's statistics.
+/// Partitions are handed over cleanly because commits only ever cover acknowledged outputs.
+/// Both callbacks run on the loop's thread, inside `poll`.
+struct StageConsumerContext {
+    observer: Arc<Observer>,
+    input_topic: String,
+}
 
-impl ClientContext for StageConsumerContext {}
+impl ClientContext for StageConsumerContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        match lag::parse_statistics(statistics, &self.input_topic) {
+            Ok(lags) => self.observer.update_lag(&self.input_topic, lags),
+            Err(e) => tracing::debug!(error = %e, "unreadable librdkafka statistics"),
+        }
+    }
+}
 
 impl ConsumerContext for StageConsumerContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
+                // Start-up is over once the loop polls; an assignment, even an empty one, makes
+                // the process a member of its group.
+                self.observer.health.set_ready();
                 crate::status_report::report(&crate::status_report::StatusEvent::Joined {
                     partitions: tpl.count(),
                 });
             }
             Rebalance::Revoke(tpl) => {
-                tracing::info!(partitions = %describe(tpl), "partitions revoked")
+                tracing::info!(partitions = %describe(tpl), "partitions revoked");
+                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                self.observer.forget_lag(&self.input_topic, &revoked);
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // After the change is applied, so the count is the whole assignment also when the
+        // assignment strategy hands partitions over incrementally (cooperative-sticky).
+        let assigned = consumer.assignment().map(|tpl| tpl.count()).unwrap_or(0);
+        match rebalance {
+            Rebalance::Assign(_) => self.observer.metrics.assigned(assigned),
+            Rebalance::Revoke(_) => self.observer.metrics.revoked(assigned),
+            Rebalance::Error(_) => {}
         }
     }
 }
@@ -142,6 +170,7 @@ pub struct StageRunner<'a> {
     stats: Stats,
     watchdog: Watchdog,
     breaker: CircuitBreaker,
+    observer: Arc<Observer>,
 }
 
 impl<'a> StageRunner<'a> {
@@ -153,11 +182,19 @@ impl<'a> StageRunner<'a> {
         registry: &'a Registry,
         instance: StageInstance,
         shutdown: Shutdown,
+        observer: Arc<Observer>,
     ) -> Result<Self, RunError> {
         let mut consumer_config = conn.client_config(CONSUMER_DEFAULTS);
         consumer_config.set("group.id", &options.group_id);
+        if consumer_config.get("statistics.interval.ms").is_none() {
+            consumer_config.set("statistics.interval.ms", lag::STATISTICS_INTERVAL_MS);
+        }
+        let context = StageConsumerContext {
+            observer: Arc::clone(&observer),
+            input_topic: options.input_topic.clone(),
+        };
         let consumer: BaseConsumer<StageConsumerContext> = consumer_config
-            .create_with_context(StageConsumerContext)
+            .create_with_context(context)
             .map_err(|e| RunError::Kafka(format!("creating the consumer: {e}")))?;
         consumer
             .subscribe(&[&options.input_topic])
@@ -178,6 +215,7 @@ impl<'a> StageRunner<'a> {
             stats: Stats::default(),
             watchdog,
             breaker,
+            observer,
         })
     }
 
@@ -185,6 +223,10 @@ impl<'a> StageRunner<'a> {
     /// what is acknowledged and returns the error).
     pub fn run(mut self) -> Result<Stats, RunError> {
         let result = self.run_loop();
+        match result {
+            Ok(()) => self.observer.health.set_draining(),
+            Err(_) => self.observer.health.set_failed(),
+        }
         crate::status_report::report(&crate::status_report::StatusEvent::Draining);
         let drained = self.drain();
         // Dropping the consumer closes it, which leaves the group at once.
@@ -215,7 +257,7 @@ impl<'a> StageRunner<'a> {
             originals.clear();
             failed.clear();
             let mut next_offsets = BTreeMap::new();
-            self.fill_batch(
+            let first_consumed_at = self.fill_batch(
                 &mut batch,
                 &mut plugin_to_consumed,
                 &mut positions,
@@ -225,9 +267,13 @@ impl<'a> StageRunner<'a> {
             )?;
             if positions.is_empty() {
                 self.commit_acknowledged(CommitMode::Async)?;
+                // Idle: lag may still change (the last commit, new records upstream).
+                crate::status_report::counters(&self.stats, self.observer.lag.total());
                 continue;
             }
             self.stats.records_in += positions.len() as u64;
+            let metrics = &self.observer.metrics;
+            metrics.records_in(positions.len() as u64);
             if !batch.is_empty() {
                 let _call = self.watchdog.guard();
                 self.instance
@@ -241,6 +287,9 @@ impl<'a> StageRunner<'a> {
                         message: failure.message.to_string(),
                     });
                 }
+            }
+            for failure in &failed {
+                metrics.error(failure.kind);
             }
             if let Some(first) = failed.first() {
                 if self.options.policy == ErrorPolicy::Fail {
@@ -272,10 +321,16 @@ impl<'a> StageRunner<'a> {
                     .map_err(|e| RunError::Kafka(format!("beginning a transaction: {e}")))?;
             }
             let ack = Arc::new(Ack::default());
+            let records_out_before = self.stats.records_out;
             for output in out.outputs(Some(&batch)) {
                 self.output
                     .send(&self.producer, &mut scratch, output.key, output.value, &ack)?;
                 self.stats.records_out += 1;
+            }
+            let metrics = &self.observer.metrics;
+            metrics.records_out(self.stats.records_out - records_out_before);
+            if let Some(at) = first_consumed_at {
+                metrics.batch_latency(at.elapsed());
             }
             self.handle_failures(&failed, &originals, &ack)?;
             if transactional {
@@ -285,13 +340,13 @@ impl<'a> StageRunner<'a> {
                 self.wait_for_window()?;
                 self.commit_acknowledged(CommitMode::Async)?;
             }
-            progress.maybe_log(&self.stats);
+            progress.maybe_log(&self.stats, self.observer.lag.total());
         }
         Ok(())
     }
 
     /// Polls up to `batch_size` records: waits for the first, then takes what arrives within
-    /// `batch_wait`.
+    /// `batch_wait`. Returns when the first record arrived (none: the batch is empty).
     #[allow(clippy::too_many_arguments)]
     fn fill_batch(
         &mut self,
@@ -301,9 +356,10 @@ impl<'a> StageRunner<'a> {
         originals: &mut Vec<Original>,
         failed: &mut Vec<FailedRecord>,
         next_offsets: &mut BTreeMap<i32, i64>,
-    ) -> Result<(), RunError> {
+    ) -> Result<Option<Instant>, RunError> {
         let keep_originals = self.options.policy == ErrorPolicy::DeadLetter;
         let mut deadline: Option<Instant> = None;
+        let mut first_at: Option<Instant> = None;
         while positions.len() < self.options.batch_size && !self.shutdown.requested() {
             let timeout = match deadline {
                 None => Duration::from_millis(100),
@@ -317,7 +373,8 @@ impl<'a> StageRunner<'a> {
                 }
                 Some(Ok(m)) => m,
             };
-            deadline.get_or_insert_with(|| Instant::now() + self.options.batch_wait);
+            let now = *first_at.get_or_insert_with(Instant::now);
+            deadline.get_or_insert(now + self.options.batch_wait);
             let position = RecordPosition {
                 partition: message.partition(),
                 offset: message.offset(),
@@ -369,7 +426,7 @@ impl<'a> StageRunner<'a> {
             batch.push(key, datum, schema_id, position);
             plugin_to_consumed.push(consumed_index);
         }
-        Ok(())
+        Ok(first_at)
     }
 
     /// Applies the skip or dead-letter policy to the batch's failed records.
@@ -386,11 +443,13 @@ impl<'a> StageRunner<'a> {
                 ErrorPolicy::Skip => {
                     tracing::warn!("skipping record: {line}");
                     self.stats.skipped += 1;
+                    self.observer.metrics.skipped();
                 }
                 ErrorPolicy::DeadLetter => {
                     self.dead_letter(failure, &originals[failure.consumed_index], ack)?;
                     tracing::warn!("dead-lettered record: {line}");
                     self.stats.dead_lettered += 1;
+                    self.observer.metrics.dead_lettered();
                 }
             }
         }
