@@ -2,8 +2,11 @@
 //! every record besides its transform.
 //!
 //! Each schema is measured several ways in one run, so the numbers compare:
-//! - `decode/<schema>/apache_avro_adapter`: what the plugin adapter does per input record
-//!   (decode to a `Value` with the truncation checks, then `from_value`);
+//! - `decode/<schema>/adapter`: what the plugin adapter does per input record
+//!   (`Decoder::decode_into`, into the stage's serde type);
+//! - `decode/<schema>/apache_avro_adapter`: the adapter's apache-avro path (decode to a
+//!   `Value` with the truncation checks, then `from_value`), which stages with a reader
+//!   schema that differs from the writer's and `GenericRecord` stages take;
 //! - `decode/<schema>/apache_avro`: apache-avro alone, `from_avro_datum` then `from_value`;
 //! - `decode/<schema>/apache_avro_no_name_table`: the same through
 //!   `from_avro_datum_schemata` with no extra schemata, which builds an empty name table
@@ -57,6 +60,13 @@ fn codec_paths<T: Serialize + DeserializeOwned>(
     let schema = apache_avro::Schema::parse_str(schema_json).expect("schema");
     let fast_schema: serde_avro_fast::Schema = schema_json.parse().expect("schema");
 
+    group.bench_function(format!("decode/{name}/adapter"), |b| {
+        b.iter(|| {
+            decoder
+                .decode_into::<T>(ID, black_box(&datum))
+                .expect("decodes")
+        })
+    });
     group.bench_function(format!("decode/{name}/apache_avro_adapter"), |b| {
         b.iter(|| {
             let value = decoder.decode(ID, black_box(&datum)).expect("decodes");
