@@ -775,4 +775,39 @@ mod tests {
         let cut = decoder.decode_into::<GenericRecord>(1, &bytes[..3]);
         assert!(matches!(cut, Err(AvroError::Decode { .. })), "{cut:?}");
     }
+
+    #[test]
+    fn random_bytes_are_errors_or_values_never_panics() {
+        // A fixed xorshift sequence: random datums of 0..48 bytes, and valid datums with one
+        // byte changed, through both decoding paths.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let direct = decoder(None, STAGE_TWO);
+        let resolving = decoder(Some(STAGE_ONE), STAGE_TWO);
+        let valid = encoded(
+            STAGE_TWO,
+            &Scored {
+                postid: "postid_1".into(),
+                ppm: 3.5,
+            },
+        );
+        for round in 0..20_000 {
+            let datum: Vec<u8> = if round % 2 == 0 {
+                (0..next() % 48).map(|_| next() as u8).collect()
+            } else {
+                let mut changed = valid.clone();
+                let at = next() as usize % changed.len();
+                changed[at] = next() as u8;
+                changed
+            };
+            let _ = direct.decode_into::<Scored>(1, &datum);
+            let _ = direct.decode_into::<GenericRecord>(1, &datum);
+            let _ = resolving.decode_into::<Post>(1, &datum);
+        }
+    }
 }
