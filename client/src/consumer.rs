@@ -110,11 +110,9 @@ impl<T: FromAvro> AvroConsumer<T> {
                     .add_writer_schema(id, &schema)
                     .map_err(|e| ClientError::Avro(e.to_string()))?;
             }
-            let value = self
-                .decoder
-                .decode(id, datum)
-                .map_err(|e| ClientError::Avro(e.to_string()))?;
-            T::from_avro(value).map_err(ClientError::Avro)
+            self.decoder
+                .decode_into::<T>(id, datum)
+                .map_err(|e| ClientError::Avro(e.to_string()))
         })();
         Some(decoded.map(|value| Message {
             key: message.key().map(<[u8]>::to_vec),

@@ -11,7 +11,7 @@ use crate::abi::{
     RecordFailure, SourceBox, SourceObject, SourceObject_TO, SourceStatus, StageBox, StageObject,
     StageObject_TO,
 };
-use crate::avro::{Decoder, Encoder, FromAvro};
+use crate::avro::{Decoder, Encoder};
 use crate::spec::{StageKind, StageSpec};
 use crate::stage::{Config, Emitter, Poll, Record, SourceStage, Stage};
 use crate::{one_line, PLUGIN_API_VERSION};
@@ -118,14 +118,8 @@ impl<S: Stage> StageAdapter<S> {
     ) -> Result<(), (FailureKind, String)> {
         let value = self
             .decoder
-            .decode(meta.value_schema_id, meta.value.of(bytes))
+            .decode_into::<S::Input>(meta.value_schema_id, meta.value.of(bytes))
             .map_err(|e| (FailureKind::Decode, e.to_string()))?;
-        let value = S::Input::from_avro(value).map_err(|e| {
-            (
-                FailureKind::Decode,
-                format!("value does not fit the stage's input type: {e}"),
-            )
-        })?;
         let record = Record {
             value,
             key: meta.has_key.then(|| meta.key.of(bytes)),

@@ -31,7 +31,7 @@
 //! This module does not cross the plugin boundary and changes nothing in it.
 
 use crate::abi::OutputBuffer;
-use crate::avro::{parse_schema, Decoder, Encoder, FromAvro};
+use crate::avro::{parse_schema, Decoder, Encoder};
 use crate::one_line;
 use crate::stage::{Config, Emitter, Poll, Record, SourceStage, Stage};
 use apache_avro::{types::Value, Schema};
@@ -137,9 +137,8 @@ pub fn run_stage_with_schema<S: Stage>(
         let failed = |message: String| TestError::Record { index, message };
         let datum = encode_json(&writer, json).map_err(failed)?;
         let value = decoder
-            .decode(1, &datum)
+            .decode_into::<S::Input>(1, &datum)
             .map_err(|e| failed(e.to_string()))?;
-        let value = S::Input::from_avro(value).map_err(failed)?;
         let record = Record {
             value,
             key: None,
