@@ -244,6 +244,15 @@ pub fn consume_avro_with(
     .collect()
 }
 
+/// How often each post number (`postid_<n>`) occurs among `records`.
+pub fn post_counts(records: &[ConsumedRecord]) -> BTreeMap<u32, usize> {
+    let mut counts = BTreeMap::new();
+    for r in records {
+        *counts.entry(r.post_number()).or_insert(0) += 1;
+    }
+    counts
+}
+
 /// The committed offset per partition of `group` on `topic` (negative: none committed).
 pub fn committed(topic: &str, group: &str) -> BTreeMap<i32, i64> {
     let json: BTreeMap<String, i64> = serde_json::from_str(&kafka_tool(&[

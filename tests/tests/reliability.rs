@@ -1,9 +1,8 @@
 //! Faults on the real broker, each counted with an independent consumer (read_committed):
 //! processes killed mid-batch, poison records, panicking and hanging plugins, a registry
-//! outage, the broker killed and restarted under load, the circuit breaker, and the plugin
-//! file checks.
+//! outage, the circuit breaker, and the plugin file checks. The broker restart is in
+//! broker_restart.rs.
 
-use e2e_tests::restartable_broker::RestartableBroker;
 use e2e_tests::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
@@ -30,15 +29,6 @@ fn stage_args<'a>(
         "--config-json",
         config,
     ]
-}
-
-/// Counts of each post number among `records`.
-fn counts(records: &[ConsumedRecord]) -> BTreeMap<u32, usize> {
-    let mut counts = BTreeMap::new();
-    for r in records {
-        *counts.entry(r.post_number()).or_insert(0) += 1;
-    }
-    counts
 }
 
 /// Runs a slow stage over `total` records, killing it with SIGKILL `kills` times mid-stream
@@ -78,7 +68,7 @@ fn kill_repeatedly(extra: &[&str], total: u32, kills: usize) -> Vec<ConsumedReco
 fn wait_for_all(topic: &str, total: u32) -> Vec<ConsumedRecord> {
     for _ in 0..30 {
         let records = consume_avro(topic, 0, 120);
-        if counts(&records).len() == total as usize {
+        if post_counts(&records).len() == total as usize {
             return records;
         }
         std::thread::sleep(Duration::from_secs(2));
@@ -92,139 +82,10 @@ fn at_least_once_loses_nothing_when_killed_mid_batch_repeatedly() {
         return;
     }
     let records = kill_repeatedly(&[], 3000, 2);
-    let counts = counts(&records);
+    let counts = post_counts(&records);
     assert_eq!(counts.len(), 3000, "every input record is in the output");
     let duplicates: usize = counts.values().map(|c| c - 1).sum();
     eprintln!("at-least-once: 3000 sent, 0 lost, {duplicates} duplicates after 2 kills");
-}
-
-/// Records of `topic` on `broker` once every post number below `total` is there, or what is
-/// there after a few tries.
-fn read_all_on(broker: &RestartableBroker, topic: &str, total: u32) -> Vec<ConsumedRecord> {
-    let bootstrap = broker.bootstrap();
-    let env = [("BOOTSTRAP_SERVERS", bootstrap.as_str())];
-    let mut records = Vec::new();
-    for _ in 0..3 {
-        records = consume_avro_with(&env, topic, 0, 120);
-        if counts(&records).len() == total as usize {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    records
-}
-
-/// Waits until `topic` on `broker` holds at least `count` records.
-fn wait_for_count_on(broker: &RestartableBroker, topic: &str, count: usize) {
-    let bootstrap = broker.bootstrap();
-    consume_avro_with(
-        &[("BOOTSTRAP_SERVERS", bootstrap.as_str())],
-        topic,
-        count,
-        120,
-    );
-}
-
-/// `records_out` from the stage's final log line.
-fn records_out(stderr: &str) -> u64 {
-    stderr
-        .lines()
-        .filter(|l| l.contains("stage stopped"))
-        .find_map(|l| l.split("records_out=").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("a 'stage stopped ... records_out=N' line")
-}
-
-#[test]
-fn at_least_once_loses_nothing_when_the_broker_is_killed_and_restarted_under_load() {
-    if !cluster_available() {
-        return;
-    }
-    const TOTAL: u32 = 6000;
-    let mut broker = RestartableBroker::start();
-    let bootstrap = broker.bootstrap();
-    let env = [("BOOTSTRAP_SERVERS", bootstrap.as_str())];
-    let input = unique("restart_in");
-    let output = unique("restart_out");
-    let group = unique("restart_g");
-    let schema = schema("stage_one.json");
-    let produce = |start: u32, count: u32| {
-        kafka_tool_with(
-            &env,
-            &[
-                "produce-avro",
-                "--topic",
-                &input,
-                "--schema",
-                schema.to_str().unwrap(),
-                "--start",
-                &start.to_string(),
-                "--count",
-                &count.to_string(),
-            ],
-        );
-    };
-    kafka_tool_with(
-        &env,
-        &["create-topic", "--topic", &input, "--partitions", "2"],
-    );
-    produce(0, 4000);
-
-    // A slow stage (about 2 ms a record), so each kill lands while thousands of records are
-    // still to be consumed, transformed, produced and committed.
-    let plugin = plugin(FAULTY);
-    let mut args = stage_args(
-        plugin.to_str().unwrap(),
-        &input,
-        &output,
-        &group,
-        r#"{"slow_ms": 2}"#,
-    );
-    args.extend_from_slice(&["--batch-size", "50", "--bootstrap-servers", &bootstrap]);
-    let stage = StageProcess::start(&args);
-
-    wait_for_count_on(&broker, &output, 500);
-    broker.kill();
-    std::thread::sleep(Duration::from_secs(2));
-    broker.restart();
-    produce(4000, 1000);
-
-    wait_for_count_on(&broker, &output, 2500);
-    broker.kill();
-    std::thread::sleep(Duration::from_secs(2));
-    broker.restart();
-    produce(5000, 1000);
-
-    let records = read_all_on(&broker, &output, TOTAL);
-    let done = stage.terminate(Duration::from_secs(60));
-    assert_eq!(done.code(), 0, "{}", done.stderr);
-
-    // The stage's output topic has one partition, so the broker gave its acknowledged
-    // records the offsets 0, 1, 2, ...: every offset below the highest of (records the stage
-    // sent, last offset read + 1) was acknowledged. Offsets among those that cannot be read
-    // are records the broker acknowledged and then lost: this tansu's s3:// engine loses the
-    // batch it is writing when killed, while the offset stays taken. The stage cannot see
-    // that; what it must never do is commit input whose outputs were not acknowledged, and
-    // then a record is missing with no lost offset to account for it.
-    let counts = counts(&records);
-    let missing: Vec<u32> = (0..TOTAL).filter(|n| !counts.contains_key(n)).collect();
-    let readable: BTreeSet<i64> = records.iter().map(|r| r.offset).collect();
-    assert!(records.iter().all(|r| r.partition == 0));
-    let last = readable.last().copied().unwrap_or(-1);
-    let acknowledged = records_out(&done.stderr).max((last + 1) as u64);
-    let lost_by_broker = acknowledged - readable.len() as u64;
-    let duplicates: usize = counts.values().map(|c| c - 1).sum();
-    eprintln!(
-        "at-least-once, broker killed and restarted twice under load: {TOTAL} sent, {} missing \
-         from the output, {lost_by_broker} acknowledged offsets the broker lost, \
-         {duplicates} duplicates",
-        missing.len()
-    );
-    assert!(
-        missing.len() as u64 <= lost_by_broker,
-        "records missing with no lost offset to account for them: {missing:?}"
-    );
 }
 
 // Ignored: on the tansu build the local cluster uses, one run in CI showed one batch of 50
@@ -240,7 +101,7 @@ fn exactly_once_loses_nothing_and_duplicates_nothing_when_killed_repeatedly() {
     }
     let txn_id = unique("kill_txn");
     let records = kill_repeatedly(&["--exactly-once", "--transactional-id", &txn_id], 3000, 2);
-    let counts = counts(&records);
+    let counts = post_counts(&records);
     assert_eq!(counts.len(), 3000, "every input record is in the output");
     let duplicated: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
     assert!(
@@ -271,7 +132,7 @@ fn exactly_once_sources_commit_each_poll_in_a_transaction() {
     );
     assert_eq!(done.code(), 0, "{}", done.stderr);
     let records = consume_avro(&output, 0, 60);
-    assert_eq!(counts(&records).len(), 500);
+    assert_eq!(post_counts(&records).len(), 500);
     assert_eq!(records.len(), 500);
 }
 
