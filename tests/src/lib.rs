@@ -141,17 +141,46 @@ pub fn create_topic(topic: &str, partitions: u32) {
 /// Produces `count` stage-one records `{postid: "<prefix><i>", title}` keyed by postid, with
 /// confluent-kafka's AvroSerializer.
 pub fn produce_posts(topic: &str, start: u32, count: u32) {
-    kafka_tool(&[
-        "produce-avro",
-        "--topic",
-        topic,
-        "--schema",
-        schema("stage_one.json").to_str().unwrap(),
-        "--start",
-        &start.to_string(),
-        "--count",
-        &count.to_string(),
-    ]);
+    produce_posts_with(&[], topic, start, count);
+}
+
+/// [`produce_posts`] with extra environment for the client (`BOOTSTRAP_SERVERS`,
+/// `SCHEMA_REGISTRY_URL`).
+pub fn produce_posts_with(env: &[(&str, &str)], topic: &str, start: u32, count: u32) {
+    kafka_tool_with(
+        env,
+        &[
+            "produce-avro",
+            "--topic",
+            topic,
+            "--schema",
+            schema("stage_one.json").to_str().unwrap(),
+            "--start",
+            &start.to_string(),
+            "--count",
+            &count.to_string(),
+        ],
+    );
+}
+
+/// The arguments that run `plugin` from `input` to `output` in consumer group `group`; tests
+/// add their own flags after them.
+pub fn stage_args<'a>(
+    plugin: &'a Path,
+    input: &'a str,
+    output: &'a str,
+    group: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "--plugin",
+        plugin.to_str().expect("a UTF-8 path"),
+        "--input-topic",
+        input,
+        "--output-topic",
+        output,
+        "--group-id",
+        group,
+    ]
 }
 
 /// Produces one record with raw bytes as its value.

@@ -71,23 +71,7 @@ fn at_least_once_loses_nothing_when_the_broker_is_killed_and_restarted_under_loa
     let input = unique("restart_in");
     let output = unique("restart_out");
     let group = unique("restart_g");
-    let schema = schema("stage_one.json");
-    let produce = |start: u32, count: u32| {
-        kafka_tool_with(
-            &env,
-            &[
-                "produce-avro",
-                "--topic",
-                &input,
-                "--schema",
-                schema.to_str().unwrap(),
-                "--start",
-                &start.to_string(),
-                "--count",
-                &count.to_string(),
-            ],
-        );
-    };
+    let produce = |start: u32, count: u32| produce_posts_with(&env, &input, start, count);
     kafka_tool_with(
         &env,
         &["create-topic", "--topic", &input, "--partitions", "2"],
@@ -97,22 +81,15 @@ fn at_least_once_loses_nothing_when_the_broker_is_killed_and_restarted_under_loa
     // A slow stage (about 2 ms a record), so each kill lands while thousands of records are
     // still to be consumed, transformed, produced and committed.
     let plugin = plugin("faulty-stage");
-    let args = [
-        "--plugin",
-        plugin.to_str().unwrap(),
-        "--input-topic",
-        &input,
-        "--output-topic",
-        &output,
-        "--group-id",
-        &group,
+    let mut args = stage_args(&plugin, &input, &output, &group);
+    args.extend_from_slice(&[
         "--config-json",
         r#"{"slow_ms": 2}"#,
         "--batch-size",
         "50",
         "--bootstrap-servers",
         &bootstrap,
-    ];
+    ]);
     let stage = StageProcess::start(&args);
 
     wait_for_count_on(&broker, &output, 500);

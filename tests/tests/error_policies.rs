@@ -18,18 +18,8 @@ fn run_with_policy(policy: &str, extra: &[&str]) -> (String, String, String) {
     produce_raw(&input, "bad-key", NOT_AVRO);
     produce_posts(&input, 4, 3);
     let plugin = plugin("stage-two");
-    let mut args = vec![
-        "--plugin",
-        plugin.to_str().unwrap(),
-        "--input-topic",
-        &input,
-        "--output-topic",
-        &output,
-        "--group-id",
-        &group,
-        "--on-error",
-        policy,
-    ];
+    let mut args = stage_args(&plugin, &input, &output, &group);
+    args.extend_from_slice(&["--on-error", policy]);
     args.extend_from_slice(extra);
     let stage = StageProcess::start(&args);
     let records = consume_avro(&output, 6, 90);

@@ -39,20 +39,8 @@ fn stage_with_metrics(plugin_name: &str, records: u32, extra: &[&str]) -> (Stage
     produce_posts(&input, 0, records);
     let addr = format!("127.0.0.1:{}", free_port());
     let plugin = plugin(plugin_name);
-    let mut args = vec![
-        "--plugin",
-        plugin.to_str().unwrap(),
-        "--input-topic",
-        &input,
-        "--output-topic",
-        &output,
-        "--group-id",
-        &group,
-        "--metrics-addr",
-        &addr,
-        "-X",
-        "session.timeout.ms=6000",
-    ];
+    let mut args = stage_args(&plugin, &input, &output, &group);
+    args.extend_from_slice(&["--metrics-addr", &addr, "-X", "session.timeout.ms=6000"]);
     args.extend_from_slice(extra);
     (StageProcess::start(&args), addr)
 }

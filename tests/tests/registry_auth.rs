@@ -75,37 +75,22 @@ fn registry_credentials_pass_through_and_their_absence_is_a_clear_error() {
     let output = unique("auth_out");
     let group = unique("auth_g");
     create_topic(&input, 1);
-    kafka_tool_with_registry(
-        &registry.url_with_credentials(),
-        &[
-            "produce-avro",
-            "--topic",
-            &input,
-            "--schema",
-            schema("stage_one.json").to_str().unwrap(),
-            "--count",
-            "20",
-        ],
+    let url_with_credentials = registry.url_with_credentials();
+    produce_posts_with(
+        &[("SCHEMA_REGISTRY_URL", &url_with_credentials)],
+        &input,
+        0,
+        20,
     );
     let plugin = plugin("stage-two");
     let url = registry.url();
-    let base = [
-        "--plugin",
-        plugin.to_str().unwrap(),
-        "--input-topic",
-        &input,
-        "--output-topic",
-        &output,
-        "--group-id",
-        &group,
-        "--schema-registry-url",
-        &url,
-    ];
+    let mut base = stage_args(&plugin, &input, &output, &group);
+    base.extend_from_slice(&["--schema-registry-url", &url]);
 
     let refused = run_stage_host(&base, Duration::from_secs(60));
     refused.assert_failed_with(5, &["401"]);
 
-    let mut args = base.to_vec();
+    let mut args = base.clone();
     args.extend_from_slice(&["--schema-registry-auth", CREDENTIALS]);
     let stage = StageProcess::start(&args);
     let records = consume_avro_with_registry(&registry.url_with_credentials(), &output, 20, 90);

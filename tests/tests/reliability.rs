@@ -10,27 +10,18 @@ use std::time::Duration;
 
 const FAULTY: &str = "faulty-stage";
 
-fn stage_args<'a>(
-    plugin: &'a str,
+/// [`stage_args`] plus the plugin's config.
+fn stage_args_with_config<'a>(
+    plugin: &'a std::path::Path,
     input: &'a str,
     output: &'a str,
     group: &'a str,
     config: &'a str,
 ) -> Vec<&'a str> {
-    vec![
-        "--plugin",
-        plugin,
-        "--input-topic",
-        input,
-        "--output-topic",
-        output,
-        "--group-id",
-        group,
-        "--config-json",
-        config,
-    ]
+    let mut args = stage_args(plugin, input, output, group);
+    args.extend_from_slice(&["--config-json", config]);
+    args
 }
-
 /// Runs a slow stage over `total` records, killing it with SIGKILL `kills` times mid-stream
 /// and restarting it, then lets it finish. Returns everything in the output topic.
 fn kill_repeatedly(extra: &[&str], total: u32, kills: usize) -> Vec<ConsumedRecord> {
@@ -40,13 +31,7 @@ fn kill_repeatedly(extra: &[&str], total: u32, kills: usize) -> Vec<ConsumedReco
     create_topic(&input, 2);
     produce_posts(&input, 0, total);
     let plugin = plugin(FAULTY);
-    let mut args = stage_args(
-        plugin.to_str().unwrap(),
-        &input,
-        &output,
-        &group,
-        r#"{"slow_ms": 2}"#,
-    );
+    let mut args = stage_args_with_config(&plugin, &input, &output, &group, r#"{"slow_ms": 2}"#);
     args.extend_from_slice(&["--batch-size", "50"]);
     args.extend_from_slice(extra);
     for _ in 0..kills {
@@ -155,13 +140,7 @@ fn run_dead_letter(
     dead: usize,
 ) -> (Vec<ConsumedRecord>, Vec<serde_json::Value>) {
     let plugin = plugin(run.plugin_crate);
-    let mut args = stage_args(
-        plugin.to_str().unwrap(),
-        run.input,
-        run.output,
-        run.group,
-        run.config,
-    );
+    let mut args = stage_args_with_config(&plugin, run.input, run.output, run.group, run.config);
     args.extend_from_slice(&["--on-error", "dead-letter", "--dead-letter-topic", run.dlq]);
     args.extend_from_slice(run.extra);
     let stage = StageProcess::start(&args);
@@ -288,8 +267,8 @@ fn a_plugin_that_hangs_is_stopped_by_the_batch_timeout_without_committing() {
     produce_posts(&input, 0, 10);
     let plugin = plugin(FAULTY);
     let output = unique("hang_out");
-    let mut args = stage_args(
-        plugin.to_str().unwrap(),
+    let mut args = stage_args_with_config(
+        &plugin,
         &input,
         &output,
         &group,
@@ -316,8 +295,8 @@ fn the_circuit_breaker_stops_a_stage_whose_records_mostly_fail() {
     produce_posts(&input, 0, 40);
     let plugin = plugin(FAULTY);
     let output = unique("breaker_out");
-    let mut args = stage_args(
-        plugin.to_str().unwrap(),
+    let mut args = stage_args_with_config(
+        &plugin,
         &input,
         &output,
         &group,
@@ -409,20 +388,9 @@ fn a_registry_outage_delays_records_with_new_schemas_but_loses_none() {
     let output = unique("outage_out");
     let group = unique("outage_g");
     create_topic(&input, 1);
-    kafka_tool_with_registry(
-        &url,
-        &[
-            "produce-avro",
-            "--topic",
-            &input,
-            "--schema",
-            schema("stage_one.json").to_str().unwrap(),
-            "--count",
-            "5",
-        ],
-    );
+    produce_posts_with(&[("SCHEMA_REGISTRY_URL", &url)], &input, 0, 5);
     let plugin = plugin("stage-two");
-    let mut args = stage_args(plugin.to_str().unwrap(), &input, &output, &group, "{}");
+    let mut args = stage_args_with_config(&plugin, &input, &output, &group, "{}");
     args.extend_from_slice(&["--schema-registry-url", &url]);
     let stage = StageProcess::start(&args);
     assert_eq!(consume_avro_with_registry(&url, &output, 5, 90).len(), 5);

@@ -17,18 +17,9 @@ fn python_serialized_records_flow_through_a_rust_stage_and_back() {
     produce_posts(&input, 1000, 50);
 
     let stage_two_plugin = plugin("stage-two");
-    let stage = StageProcess::start(&[
-        "--plugin",
-        stage_two_plugin.to_str().unwrap(),
-        "--input-topic",
-        &input,
-        "--output-topic",
-        &output,
-        "--group-id",
-        &group,
-        "--config-json",
-        r#"{"ppm": 42.5}"#,
-    ]);
+    let mut args = stage_args(&stage_two_plugin, &input, &output, &group);
+    args.extend_from_slice(&["--config-json", r#"{"ppm": 42.5}"#]);
+    let stage = StageProcess::start(&args);
     let records = consume_avro(&output, 50, 90);
     let finished = stage.terminate(Duration::from_secs(30));
     assert_eq!(finished.code(), 0, "{}", finished.stderr);
