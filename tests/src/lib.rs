@@ -14,6 +14,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod private_registry;
 pub mod restartable_broker;
 
 /// The repository root.
@@ -284,13 +285,15 @@ pub fn post_counts(records: &[ConsumedRecord]) -> BTreeMap<u32, usize> {
 
 /// The committed offset per partition of `group` on `topic` (negative: none committed).
 pub fn committed(topic: &str, group: &str) -> BTreeMap<i32, i64> {
-    let json: BTreeMap<String, i64> = serde_json::from_str(&kafka_tool(&[
-        "committed",
-        "--topic",
-        topic,
-        "--group",
-        group,
-    ]))
+    committed_with(&[], topic, group)
+}
+
+/// [`committed`] with extra environment for the client (`BOOTSTRAP_SERVERS`).
+pub fn committed_with(env: &[(&str, &str)], topic: &str, group: &str) -> BTreeMap<i32, i64> {
+    let json: BTreeMap<String, i64> = serde_json::from_str(&kafka_tool_with(
+        env,
+        &["committed", "--topic", topic, "--group", group],
+    ))
     .expect("kafka_tool prints JSON");
     json.into_iter()
         .map(|(p, o)| (p.parse().expect("partition number"), o))
@@ -456,6 +459,16 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind a free port")
         .port()
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`; fails after `timeout`,
+/// naming `what` was expected there.
+pub fn wait_for_port(port: u16, timeout: Duration, what: &str) {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// An HTTP response: status code, `Content-Type` and body.

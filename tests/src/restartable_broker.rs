@@ -7,8 +7,8 @@
 //! and groups live in that store, so after `kill` + `restart` the same broker comes back with
 //! its data. Both processes use free ports and are stopped when the fixture is dropped.
 
-use crate::python;
-use std::net::{TcpListener, TcpStream};
+use crate::{free_port, python, wait_for_port};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -166,19 +166,4 @@ fn create_bucket(s3_url: &str) {
         "creating the bucket failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn wait_for_port(port: u16, timeout: Duration, what: &str) {
-    let deadline = Instant::now() + timeout;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

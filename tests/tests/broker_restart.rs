@@ -4,7 +4,7 @@
 
 use e2e_tests::restartable_broker::RestartableBroker;
 use e2e_tests::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Waits until `group` has committed `total` records of `topic` on `broker`: the stage has
@@ -14,12 +14,10 @@ fn wait_for_commits_on(broker: &RestartableBroker, topic: &str, group: &str, tot
     let env = [("BOOTSTRAP_SERVERS", bootstrap.as_str())];
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
-        let committed: BTreeMap<String, i64> = serde_json::from_str(&kafka_tool_with(
-            &env,
-            &["committed", "--topic", topic, "--group", group],
-        ))
-        .expect("kafka_tool prints JSON");
-        let sum: i64 = committed.values().map(|o| o.max(&0)).sum();
+        let sum: i64 = committed_with(&env, topic, group)
+            .values()
+            .map(|o| o.max(&0))
+            .sum();
         if sum >= total {
             return;
         }

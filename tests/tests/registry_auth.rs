@@ -3,74 +3,19 @@
 //! with one clear error. Input and output are checked with the independent client, which
 //! authenticates with the same credentials.
 
+use e2e_tests::private_registry::PrivateRegistry;
 use e2e_tests::*;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CREDENTIALS: &str = "alice:s3cret";
-
-/// The workspace's registry on a free port, requiring [`CREDENTIALS`].
-struct AuthRegistry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl AuthRegistry {
-    fn start() -> AuthRegistry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let binary = build_dir().join("schema-registry");
-        assert!(binary.exists(), "{} is missing", binary.display());
-        let child = Command::new(binary)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--basic-auth", CREDENTIALS])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("schema-registry starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        AuthRegistry {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    /// The URL without credentials, as `stage-host` takes it.
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The URL with the credentials in it, as confluent-kafka's client takes them.
-    fn url_with_credentials(&self) -> String {
-        format!("http://{CREDENTIALS}@127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for AuthRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn registry_credentials_pass_through_and_their_absence_is_a_clear_error() {
     if !cluster_available() {
         return;
     }
-    let registry = AuthRegistry::start();
+    let data = tempfile::tempdir().unwrap();
+    let registry = PrivateRegistry::start_with_auth(free_port(), data.path(), Some(CREDENTIALS));
     let input = unique("auth_in");
     let output = unique("auth_out");
     let group = unique("auth_g");

@@ -3,9 +3,9 @@
 //! outage, the circuit breaker, and the plugin file checks. The broker restart is in
 //! broker_restart.rs.
 
+use e2e_tests::private_registry::PrivateRegistry;
 use e2e_tests::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const FAULTY: &str = "faulty-stage";
@@ -320,60 +320,6 @@ fn the_circuit_breaker_stops_a_stage_whose_records_mostly_fail() {
         offset < 40,
         "the batch that tripped the breaker is not committed"
     );
-}
-
-/// A Schema Registry of this test's own, so stopping it does not disturb other tests.
-struct PrivateRegistry {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl PrivateRegistry {
-    fn start(port: u16, dir: &std::path::Path) -> PrivateRegistry {
-        let child = Command::new(build_dir().join("schema-registry"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("schema-registry starts");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        PrivateRegistry {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(mut self) -> (u16, std::path::PathBuf) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        (self.port, self.dir.clone())
-    }
-}
-
-impl Drop for PrivateRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
