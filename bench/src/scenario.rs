@@ -2,7 +2,7 @@
 //! its own, so completion is its group's committed input offsets reaching the input's count
 //! (every scenario commits only what it has produced).
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, GroupOffsets};
 use crate::process::StageProcess;
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -99,22 +99,12 @@ pub fn measure_throughput(
     bytes_per_record: f64,
 ) -> Result<Throughput> {
     let started = Instant::now();
-    let partitions = cluster.partitions(input_topic)?;
-    let offsets = cluster.group_offsets(group)?;
+    let mut commits = CommitWatch::new(cluster, input_topic, group)?;
     let mut first: Option<(Instant, u64, f64)> = None;
-    let mut last_progress = (Instant::now(), 0u64);
     loop {
         process.check_running()?;
-        let seen = cluster.committed_total(&offsets, input_topic, partitions)?;
+        let seen = commits.seen(records)?;
         let now = Instant::now();
-        if seen > last_progress.1 {
-            last_progress = (now, seen);
-        } else if now.duration_since(last_progress.0) > STALL {
-            bail!(
-                "no progress for {} s after {seen} of {records} records",
-                STALL.as_secs()
-            );
-        }
         if seen > 0 && first.is_none() {
             first = Some((now, seen, process.usage()?.cpu_seconds));
         }
@@ -155,24 +145,51 @@ pub fn wait_until_committed(
     group: &str,
     total: u64,
 ) -> Result<()> {
-    let partitions = cluster.partitions(input_topic)?;
-    let offsets = cluster.group_offsets(group)?;
-    let mut last_progress = (Instant::now(), 0u64);
+    let mut commits = CommitWatch::new(cluster, input_topic, group)?;
     loop {
         process.check_running()?;
-        let seen = cluster.committed_total(&offsets, input_topic, partitions)?;
-        if seen >= total {
+        if commits.seen(total)? >= total {
             return Ok(());
         }
+        std::thread::sleep(WATCH_EVERY);
+    }
+}
+
+/// Reads how many records of a topic a group has committed, and fails when that number has
+/// not grown for [`STALL`].
+struct CommitWatch<'a> {
+    cluster: &'a Cluster,
+    topic: &'a str,
+    partitions: i32,
+    offsets: GroupOffsets,
+    last_progress: (Instant, u64),
+}
+
+impl<'a> CommitWatch<'a> {
+    fn new(cluster: &'a Cluster, topic: &'a str, group: &str) -> Result<Self> {
+        Ok(CommitWatch {
+            cluster,
+            topic,
+            partitions: cluster.partitions(topic)?,
+            offsets: cluster.group_offsets(group)?,
+            last_progress: (Instant::now(), 0),
+        })
+    }
+
+    /// Records committed so far, out of the `expected` the caller waits for.
+    fn seen(&mut self, expected: u64) -> Result<u64> {
+        let seen = self
+            .cluster
+            .committed_total(&self.offsets, self.topic, self.partitions)?;
         let now = Instant::now();
-        if seen > last_progress.1 {
-            last_progress = (now, seen);
-        } else if now.duration_since(last_progress.0) > STALL {
+        if seen > self.last_progress.1 {
+            self.last_progress = (now, seen);
+        } else if seen < expected && now.duration_since(self.last_progress.0) > STALL {
             bail!(
-                "no progress for {} s after {seen} of {total} input records",
+                "no progress for {} s after {seen} of {expected} records",
                 STALL.as_secs()
             );
         }
-        std::thread::sleep(WATCH_EVERY);
+        Ok(seen)
     }
 }
