@@ -158,6 +158,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub exactly_once: bool,
 
+    /// The compacted topic where sources that keep checkpoints store them (created if
+    /// missing), so a restarted source resumes where its records in Kafka end.
+    #[arg(long, default_value = crate::runner::checkpoint::DEFAULT_CHECKPOINT_TOPIC, value_name = "TOPIC")]
+    pub checkpoint_topic: String,
+
     /// The transactional id for `--exactly-once`; give each replica its own, stable across
     /// restarts, so a restarted or swapped-in process fences its predecessor (default
     /// `<group or output topic>.<stage name>`).

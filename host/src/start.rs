@@ -6,6 +6,7 @@ use crate::cli::RunArgs;
 use crate::error::HostError;
 use crate::observe::{server, Observer};
 use crate::registry::Registry;
+use crate::runner::checkpoint::{CheckpointStore, CHECKPOINT_TOPIC_CONFIG};
 use crate::runner::source::{run_source, SourceOptions};
 use crate::runner::stage::{StageOptions, StageRunner, MAX_IN_FLIGHT_BATCHES};
 use crate::runner::{OutputTopic, Stats};
@@ -100,12 +101,22 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
     match constructed {
         Constructed::Source(instance) => {
             let instance = instance.expect("checked above");
+            let checkpoints = source_checkpoints(args, &spec, &instance)?;
+            if let Some(store) = &checkpoints {
+                let topic = TopicSpec {
+                    name: store.topic.clone(),
+                    partitions: 1,
+                    replication_factor: spec.output_topic.replication_factor,
+                };
+                topics::ensure_topic_with_config(conn, &topic, CHECKPOINT_TOPIC_CONFIG)?;
+            }
             report_ready(&spec);
             let options = SourceOptions {
                 batch_size: args.batch_size,
                 flush_timeout,
                 batch_timeout: Duration::from_secs(args.batch_timeout_secs),
                 transactional_id: transactional_id(args, &spec),
+                checkpoints,
             };
             let stats = run_source(conn, &output, instance, &options, shutdown, &observer)?;
             status_report::report(&StatusEvent::counters(&stats, None));
@@ -185,20 +196,40 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
     }
 }
 
-/// The transactional id in exactly-once mode: given, or derived from the group (or, for a
-/// source, the output topic) and the stage name, so a restarted process fences its
-/// predecessor.
+/// The transactional id in exactly-once mode (see [`process_identity`]).
 fn transactional_id(args: &RunArgs, spec: &plugin_api::StageSpec) -> Option<String> {
-    args.exactly_once.then(|| {
-        args.transactional_id.clone().unwrap_or_else(|| {
-            let scope = args
-                .group_id
-                .clone()
-                .or(spec.group_id.clone())
-                .unwrap_or_else(|| spec.output_topic.name.clone());
-            format!("{scope}.{}", spec.name)
-        })
+    args.exactly_once.then(|| process_identity(args, spec))
+}
+
+/// What identifies this process's work across restarts: `--transactional-id` if given, else
+/// the group (or, for a source, the output topic) and the stage name. It is the transactional
+/// id, so a restarted process fences its predecessor, and the key of a source's checkpoints.
+fn process_identity(args: &RunArgs, spec: &plugin_api::StageSpec) -> String {
+    args.transactional_id.clone().unwrap_or_else(|| {
+        let scope = args
+            .group_id
+            .clone()
+            .or(spec.group_id.clone())
+            .unwrap_or_else(|| spec.output_topic.name.clone());
+        format!("{scope}.{}", spec.name)
     })
+}
+
+/// Where a source keeps its checkpoints: only a source that reports one before its first poll
+/// (its starting position) keeps them.
+fn source_checkpoints(
+    args: &RunArgs,
+    spec: &plugin_api::StageSpec,
+    instance: &plugin_api::host::SourceInstance,
+) -> Result<Option<CheckpointStore>, HostError> {
+    let keeps = instance
+        .checkpoint()
+        .map_err(|e| HostError::Plugin(format!("source checkpoint failed: {}", e.0)))?
+        .is_some();
+    Ok(keeps.then(|| CheckpointStore {
+        topic: args.checkpoint_topic.clone(),
+        key: process_identity(args, spec),
+    }))
 }
 
 /// Tells a supervisor (if any) that this stage is up: for a stage, subscribed to its input.

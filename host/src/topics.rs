@@ -55,26 +55,43 @@ pub fn topic_exists(conn: &Connection, topic: &str) -> Result<bool, TopicError> 
 
 /// Creates the topic if it does not exist yet.
 pub fn ensure_topic(conn: &Connection, spec: &TopicSpec) -> Result<bool, TopicError> {
+    ensure_topic_with_config(conn, spec, &[])
+}
+
+/// Creates the topic with the topic settings `config` (e.g. `cleanup.policy=compact`) if it
+/// does not exist yet. An existing topic is left as it is.
+pub fn ensure_topic_with_config(
+    conn: &Connection,
+    spec: &TopicSpec,
+    config: &[(&str, &str)],
+) -> Result<bool, TopicError> {
     if topic_exists(conn, &spec.name)? {
         return Ok(false);
     }
     match &conn.rest_proxy_url {
-        Some(url) => rest::create_topic(url, spec)?,
-        None => create_with_admin_api(conn, spec)?,
+        Some(url) => rest::create_topic(url, spec, config)?,
+        None => create_with_admin_api(conn, spec, config)?,
     }
     Ok(true)
 }
 
-fn create_with_admin_api(conn: &Connection, spec: &TopicSpec) -> Result<(), TopicError> {
+fn create_with_admin_api(
+    conn: &Connection,
+    spec: &TopicSpec,
+    config: &[(&str, &str)],
+) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> = conn
         .client_config(&[])
         .create()
         .map_err(|e| TopicError::Refused(format!("invalid Kafka client settings: {e}")))?;
-    let topic = NewTopic::new(
+    let mut topic = NewTopic::new(
         &spec.name,
         spec.partitions,
         TopicReplication::Fixed(i32::from(spec.replication_factor)),
     );
+    for (key, value) in config {
+        topic = topic.set(key, value);
+    }
     let options = AdminOptions::new().operation_timeout(Some(conn.connect_timeout()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -167,7 +184,11 @@ pub mod rest {
     }
 
     /// Creates a topic in the proxy's first cluster; an existing topic is not an error.
-    pub fn create_topic(url: &str, spec: &TopicSpec) -> Result<(), TopicError> {
+    pub fn create_topic(
+        url: &str,
+        spec: &TopicSpec,
+        config: &[(&str, &str)],
+    ) -> Result<(), TopicError> {
         let base = url.trim_end_matches('/');
         let cluster = cluster_ids(url)?.into_iter().next().ok_or_else(|| {
             TopicError::Refused(format!("Kafka REST Proxy at {url} lists no cluster"))
@@ -178,6 +199,10 @@ pub mod rest {
                 "topic_name": spec.name,
                 "partitions_count": spec.partitions,
                 "replication_factor": spec.replication_factor,
+                "configs": config
+                    .iter()
+                    .map(|(name, value)| json!({"name": name, "value": value}))
+                    .collect::<Vec<_>>(),
             }))
             .send()
             .map_err(|e| unreachable(url, e))?;

@@ -22,7 +22,7 @@ use abi_stable::{
     StableAbi,
 };
 
-pub(crate) use abi_stable::std_types::{RResult, RSlice, RStr, RString};
+pub(crate) use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString};
 
 /// A byte range inside one of the batch buffers.
 #[repr(C)]
@@ -177,6 +177,19 @@ pub trait SourceObject: Send {
     /// Appends at most `max` records to `out`.
     #[sabi(last_prefix_field)]
     fn poll(&mut self, max: u32, out: &mut OutputBuffer) -> RResult<SourceStatus, RString>;
+
+    /// The source's checkpoint after its last poll, if it keeps one. After the prefix: a
+    /// plugin built before checkpoints existed has no such entry, and the default (none) is
+    /// used for it.
+    fn checkpoint(&self) -> RResult<ROption<RString>, RString> {
+        RResult::ROk(ROption::RNone)
+    }
+
+    /// Resumes from a checkpoint an earlier run returned (default: ignored).
+    fn restore(&mut self, checkpoint: RStr<'_>) -> RResult<(), RString> {
+        let _ = checkpoint;
+        RResult::ROk(())
+    }
 }
 
 /// A stage trait object owned by the host.

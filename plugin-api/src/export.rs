@@ -7,7 +7,7 @@
 
 use crate::abi::{
     export_support::{RErr, ROk, RResult, RStr, RString, TD_Opaque},
-    FailureKind, InputBatch, InputRecord, OutputBuffer, PluginModule, PluginModuleRef,
+    FailureKind, InputBatch, InputRecord, OutputBuffer, PluginModule, PluginModuleRef, ROption,
     RecordFailure, SourceBox, SourceObject, SourceObject_TO, SourceStatus, StageBox, StageObject,
     StageObject_TO,
 };
@@ -192,6 +192,18 @@ impl<S: SourceStage> SourceObject for SourceAdapter<S> {
                     Err(format!("source {what} failed: {}", one_line(e)))
                 }
             }
+        })
+    }
+
+    fn checkpoint(&self) -> RResult<ROption<RString>, RString> {
+        guarded(|| Ok(self.source.checkpoint().map(RString::from).into()))
+    }
+
+    fn restore(&mut self, checkpoint: RStr<'_>) -> RResult<(), RString> {
+        guarded(|| {
+            self.source
+                .restore(checkpoint.as_str())
+                .map_err(|e| format!("source restore failed: {}", one_line(e)))
         })
     }
 }

@@ -182,6 +182,16 @@ impl SourceInstance {
         out.clear();
         into_result(self.0.poll(max, out))
     }
+
+    /// The source's checkpoint after its last poll (`None`: it keeps none).
+    pub fn checkpoint(&self) -> Result<Option<String>, CallError> {
+        into_result(self.0.checkpoint()).map(|c| c.into_option().map(String::from))
+    }
+
+    /// Resumes the source from a checkpoint of an earlier run.
+    pub fn restore(&mut self, checkpoint: &str) -> Result<(), CallError> {
+        into_result(self.0.restore(RStr::from_str(checkpoint)))
+    }
 }
 
 /// Input metadata the host fills in for each record.

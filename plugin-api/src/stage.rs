@@ -129,6 +129,24 @@ pub trait SourceStage: Send + Sized + 'static {
 
     /// Emits at most `max` records. Must not block for long: return [`Poll::Wait`] instead.
     fn poll(&mut self, out: &mut Emitter<'_, Self::Output>, max: usize) -> Result<Poll, BoxError>;
+
+    /// Where the source is after the records it has emitted so far, as text it can read back
+    /// in [`SourceStage::restore`] (a file offset, a cursor, a count: the source decides).
+    ///
+    /// The host asks after every poll and stores the answer with that poll's records: in the
+    /// same Kafka transaction under `--exactly-once`, and once the records are acknowledged
+    /// otherwise. A restarted source then resumes after the last records that reached Kafka
+    /// instead of starting over. `None` (the default) stores nothing.
+    fn checkpoint(&self) -> Option<String> {
+        None
+    }
+
+    /// Resumes from a checkpoint that an earlier run of this source returned. Called once,
+    /// before the first poll, when the host found one. The default ignores it.
+    fn restore(&mut self, checkpoint: &str) -> Result<(), BoxError> {
+        let _ = checkpoint;
+        Ok(())
+    }
 }
 
 /// Emitting failed: the value did not match the output schema. Returned so `?` can stop the

@@ -14,8 +14,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod private_kafka;
 pub mod private_registry;
-pub mod restartable_broker;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -300,10 +300,12 @@ pub fn committed_with(env: &[(&str, &str)], topic: &str, group: &str) -> BTreeMa
         .collect()
 }
 
-/// A running `stage-host` process whose stderr is collected.
+/// A running `stage-host` process whose stderr is collected. Dropped while it still runs (a
+/// test failed before it could stop the process), it is killed, and when the test is
+/// panicking its stderr is printed: a failed test shows what the stage said.
 pub struct StageProcess {
     child: Child,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl StageProcess {
@@ -322,12 +324,27 @@ impl StageProcess {
             let _ = pipe.read_to_string(&mut text);
             text
         });
-        StageProcess { child, stderr }
+        StageProcess {
+            child,
+            stderr: Some(stderr),
+        }
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    fn collected_stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|reader| reader.join().unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Waits for the process to exit by itself, killing it after `timeout`.
@@ -339,14 +356,14 @@ impl StageProcess {
             }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
-                let stderr = self.stderr.join().unwrap_or_default();
+                let stderr = self.collected_stderr();
                 panic!("stage-host did not exit within {timeout:?}; stderr:\n{stderr}");
             }
             std::thread::sleep(Duration::from_millis(50));
         };
         Finished {
             status,
-            stderr: self.stderr.join().unwrap_or_default(),
+            stderr: self.collected_stderr(),
         }
     }
 
@@ -354,6 +371,23 @@ impl StageProcess {
     pub fn terminate(self, timeout: Duration) -> Finished {
         signal(self.pid(), "TERM");
         self.wait(timeout)
+    }
+}
+
+impl Drop for StageProcess {
+    fn drop(&mut self) {
+        if self.stderr.is_none() {
+            return;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self.collected_stderr();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- stderr of stage-host (pid {}) ----\n{stderr}",
+                self.child.id()
+            );
+        }
     }
 }
 
@@ -664,4 +698,93 @@ pub fn wait_for<T, S: std::fmt::Debug>(
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
+}
+
+/// Runs one of Kafka's own tools (`kafka_cluster/kafka/kafka TOOL ARGS...`, e.g.
+/// `["consumer-groups", "--bootstrap-server", ..]`) and returns its stdout; panics with its
+/// stderr if it fails.
+pub fn kafka_cli(args: &[&str]) -> String {
+    let output = Command::new(private_kafka::kafka_script())
+        .args(args)
+        .output()
+        .expect("kafka_cluster/kafka/kafka runs");
+    assert!(
+        output.status.success(),
+        "kafka {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// The keys of every record of `topic` that Kafka's own console consumer reads with
+/// `isolation.level=read_committed`, from the beginning until `expected` records arrived (or
+/// until nothing arrived for `idle`). A witness that shares no code with the project nor with
+/// librdkafka.
+pub fn console_consumer_keys(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    idle: Duration,
+) -> Vec<String> {
+    let idle_ms = idle.as_millis().to_string();
+    let max = expected.to_string();
+    let output = Command::new(private_kafka::kafka_script())
+        .args(["console-consumer", "--bootstrap-server", bootstrap])
+        .args(["--topic", topic, "--from-beginning"])
+        .args(["--isolation-level", "read_committed"])
+        .args(["--formatter-property", "print.key=true"])
+        .args(["--formatter-property", "print.value=false"])
+        .args(["--max-messages", &max, "--timeout-ms", &idle_ms])
+        .output()
+        .expect("kafka_cluster/kafka/kafka runs");
+    // The console consumer ends with an error and a non-zero code when it times out waiting,
+    // which is how a short count shows: the keys read are what the caller checks.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Processed a total of"),
+        "kafka-console-consumer failed: {stderr}"
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8 keys")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// One partition's row of `kafka-consumer-groups --describe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPartition {
+    /// The partition.
+    pub partition: i32,
+    /// The group's committed offset (`None`: `-`, nothing committed).
+    pub committed: Option<i64>,
+    /// The partition's log end offset.
+    pub log_end: Option<i64>,
+}
+
+/// The committed offsets of `group` on `topic` as Kafka's own `kafka-consumer-groups
+/// --describe` reports them.
+pub fn describe_group(bootstrap: &str, group: &str, topic: &str) -> Vec<GroupPartition> {
+    let text = kafka_cli(&[
+        "consumer-groups",
+        "--bootstrap-server",
+        bootstrap,
+        "--describe",
+        "--group",
+        group,
+    ]);
+    let number = |s: &str| s.parse::<i64>().ok();
+    let mut rows: Vec<GroupPartition> = text
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG ...
+        .filter(|cols| cols.len() >= 6 && cols[0] == group && cols[1] == topic)
+        .map(|cols| GroupPartition {
+            partition: cols[2].parse().expect("a partition number"),
+            committed: number(cols[3]),
+            log_end: number(cols[4]),
+        })
+        .collect();
+    rows.sort_by_key(|r| r.partition);
+    rows
 }

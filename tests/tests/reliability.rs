@@ -22,9 +22,45 @@ fn stage_args_with_config<'a>(
     args.extend_from_slice(&["--config-json", config]);
     args
 }
-/// Runs a slow stage over `total` records, killing it with SIGKILL `kills` times mid-stream
-/// and restarting it, then lets it finish. Returns everything in the output topic.
-fn kill_repeatedly(extra: &[&str], total: u32, kills: usize) -> Vec<ConsumedRecord> {
+/// What a run with kills left behind: the output read by confluent-kafka (read_committed),
+/// the output keys read by Kafka's own console consumer (read_committed), and the group's
+/// committed offsets against the input's end offsets as `kafka-consumer-groups` reports them.
+struct KilledRun {
+    records: Vec<ConsumedRecord>,
+    console_keys: Vec<String>,
+    group: Vec<GroupPartition>,
+}
+
+/// The sum of `group`'s committed offsets on `topic` (partitions with none count 0).
+fn committed_sum(topic: &str, group: &str) -> i64 {
+    committed(topic, group).values().map(|o| (*o).max(0)).sum()
+}
+
+/// Waits until the stage is provably mid-stream: outputs are visible to a read_committed
+/// consumer and the group committed more than `after` but fewer than `total` input records.
+/// Returns the committed count.
+fn wait_mid_stream(output: &str, input: &str, group: &str, after: i64, total: u32) -> i64 {
+    wait_for(
+        "the stage to be mid-stream",
+        Duration::from_secs(120),
+        || {
+            let sum = committed_sum(input, group);
+            assert!(
+                sum < total as i64,
+                "the stage finished ({sum} committed) before it could be killed mid-stream"
+            );
+            if sum > after && !consume_avro(output, 1, 30).is_empty() {
+                Ok(sum)
+            } else {
+                Err(sum)
+            }
+        },
+    )
+}
+
+/// Runs a slow stage over `total` records, killing it with SIGKILL `kills` times while it is
+/// mid-stream and restarting it, then lets it finish.
+fn kill_repeatedly(extra: &[&str], total: u32, kills: usize) -> KilledRun {
     let input = unique("kill_in");
     let output = unique("kill_out");
     let group = unique("kill_g");
@@ -34,31 +70,37 @@ fn kill_repeatedly(extra: &[&str], total: u32, kills: usize) -> Vec<ConsumedReco
     let mut args = stage_args_with_config(&plugin, &input, &output, &group, r#"{"slow_ms": 2}"#);
     args.extend_from_slice(&["--batch-size", "50"]);
     args.extend_from_slice(extra);
+    let mut committed_before = 0;
     for _ in 0..kills {
         let stage = StageProcess::start(&args);
-        // Joining the group takes about 3 s; then it processes ~400 records a second.
-        std::thread::sleep(Duration::from_millis(4500));
+        committed_before = wait_mid_stream(&output, &input, &group, committed_before, total);
         signal(stage.pid(), "KILL");
         let killed = stage.wait(Duration::from_secs(10));
         assert!(killed.status.code().is_none(), "killed by SIGKILL");
     }
     let stage = StageProcess::start(&args);
-    let records = wait_for_all(&output, total);
+    wait_for("every input committed", Duration::from_secs(180), || {
+        let sum = committed_sum(&input, &group);
+        if sum >= total as i64 {
+            Ok(())
+        } else {
+            Err(sum)
+        }
+    });
     let done = stage.terminate(Duration::from_secs(30));
     assert_eq!(done.code(), 0, "{}", done.stderr);
-    records
-}
-
-/// Reads the whole topic once every post number below `total` is there.
-fn wait_for_all(topic: &str, total: u32) -> Vec<ConsumedRecord> {
-    for _ in 0..30 {
-        let records = consume_avro(topic, 0, 120);
-        if post_counts(&records).len() == total as usize {
-            return records;
-        }
-        std::thread::sleep(Duration::from_secs(2));
+    let records = consume_avro(&output, 0, 120);
+    let console_keys = console_consumer_keys(
+        "127.0.0.1:9092",
+        &output,
+        records.len(),
+        Duration::from_secs(10),
+    );
+    KilledRun {
+        records,
+        console_keys,
+        group: describe_group("127.0.0.1:9092", &group, &input),
     }
-    panic!("not every record reached {topic}");
 }
 
 #[test]
@@ -66,59 +108,128 @@ fn at_least_once_loses_nothing_when_killed_mid_batch_repeatedly() {
     if !cluster_available() {
         return;
     }
-    let records = kill_repeatedly(&[], 3000, 2);
-    let counts = post_counts(&records);
+    let run = kill_repeatedly(&[], 3000, 2);
+    let counts = post_counts(&run.records);
     assert_eq!(counts.len(), 3000, "every input record is in the output");
+    let keys: BTreeSet<&String> = run.console_keys.iter().collect();
+    assert_eq!(keys.len(), 3000, "Kafka's console consumer sees every key");
+    for row in &run.group {
+        assert_eq!(row.committed, row.log_end, "group offsets: {:?}", run.group);
+    }
     let duplicates: usize = counts.values().map(|c| c - 1).sum();
     eprintln!("at-least-once: 3000 sent, 0 lost, {duplicates} duplicates after 2 kills");
 }
 
-// Ignored: on the tansu build the local cluster uses, one run in CI showed one batch of 50
-// records twice after a kill -9 mid-transaction (the fenced, unfinished transaction's records
-// became visible to a read_committed consumer), while it passed in others. Whether tansu
-// aborts a fenced producer's open transaction is not established; run it against a real
-// Kafka with `cargo test --test reliability -- --ignored`.
 #[test]
-#[ignore = "needs a broker with complete transaction fencing; see the comment"]
 fn exactly_once_loses_nothing_and_duplicates_nothing_when_killed_repeatedly() {
     if !cluster_available() {
         return;
     }
     let txn_id = unique("kill_txn");
-    let records = kill_repeatedly(&["--exactly-once", "--transactional-id", &txn_id], 3000, 2);
-    let counts = post_counts(&records);
+    let run = kill_repeatedly(&["--exactly-once", "--transactional-id", &txn_id], 3000, 2);
+    let counts = post_counts(&run.records);
     assert_eq!(counts.len(), 3000, "every input record is in the output");
     let duplicated: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
     assert!(
         duplicated.is_empty(),
         "duplicates under exactly-once: {duplicated:?}"
     );
-    assert_eq!(records.len(), 3000);
+    assert_eq!(run.records.len(), 3000);
+    // Kafka's own console consumer, read_committed, agrees: each key exactly once.
+    assert_eq!(run.console_keys.len(), 3000, "console consumer count");
+    let keys: BTreeSet<&String> = run.console_keys.iter().collect();
+    assert_eq!(keys.len(), 3000, "console consumer keys");
+    assert_eq!(run.group.len(), 2, "{:?}", run.group);
+    for row in &run.group {
+        assert_eq!(row.committed, row.log_end, "group offsets: {:?}", run.group);
+    }
+}
+
+/// Runs stage one (a source that keeps a checkpoint) for `total` records, killing it with
+/// SIGKILL once `1000` and then `2000` of its records are readable while it still runs, and
+/// restarting it until it finishes. Returns the output (confluent-kafka, read_committed) and
+/// the keys Kafka's console consumer reads (read_committed).
+fn kill_source_repeatedly(extra: &[&str], total: u32) -> (Vec<ConsumedRecord>, Vec<String>) {
+    let output = unique("kill_source_out");
+    let plugin = plugin("stage-one");
+    let config = format!(r#"{{"records": {total}, "rate_per_second": 400, "resume": true}}"#);
+    let mut args = vec![
+        "--plugin",
+        plugin.to_str().unwrap(),
+        "--output-topic",
+        &output,
+        "--config-json",
+        &config,
+    ];
+    args.extend_from_slice(extra);
+    for visible in [1000, 2000] {
+        let mut source = StageProcess::start(&args);
+        consume_avro(&output, visible, 60);
+        assert!(
+            source.is_running(),
+            "the source finished before it could be killed mid-stream"
+        );
+        signal(source.pid(), "KILL");
+        let killed = source.wait(Duration::from_secs(10));
+        assert!(killed.status.code().is_none(), "killed by SIGKILL");
+    }
+    let done = StageProcess::start(&args).wait(Duration::from_secs(120));
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("resuming from the source's checkpoint"),
+        "{}",
+        done.stderr
+    );
+    let records = consume_avro(&output, 0, 60);
+    let keys = console_consumer_keys(
+        "127.0.0.1:9092",
+        &output,
+        records.len(),
+        Duration::from_secs(10),
+    );
+    (records, keys)
 }
 
 #[test]
-fn exactly_once_sources_commit_each_poll_in_a_transaction() {
+fn an_exactly_once_source_killed_repeatedly_emits_every_record_once() {
     if !cluster_available() {
         return;
     }
-    let output = unique("eos_source_out");
-    let plugin = plugin("stage-one");
-    let done = run_stage_host(
-        &[
-            "--plugin",
-            plugin.to_str().unwrap(),
-            "--output-topic",
-            &output,
-            "--config-json",
-            r#"{"records": 500, "rate_per_second": 0}"#,
-            "--exactly-once",
-        ],
-        Duration::from_secs(60),
+    let txn_id = unique("kill_source_txn");
+    let (records, keys) =
+        kill_source_repeatedly(&["--exactly-once", "--transactional-id", &txn_id], 4000);
+    let counts = post_counts(&records);
+    let duplicated: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
+    assert_eq!(counts.len(), 4000, "every record of the source, once");
+    assert_eq!(records.len(), 4000);
+    let distinct: BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(
+        (keys.len(), distinct.len()),
+        (4000, 4000),
+        "console consumer"
     );
-    assert_eq!(done.code(), 0, "{}", done.stderr);
-    let records = consume_avro(&output, 0, 60);
-    assert_eq!(post_counts(&records).len(), 500);
-    assert_eq!(records.len(), 500);
+}
+
+#[test]
+fn an_at_least_once_source_killed_repeatedly_resumes_and_loses_nothing() {
+    if !cluster_available() {
+        return;
+    }
+    let (records, keys) = kill_source_repeatedly(&[], 4000);
+    let counts = post_counts(&records);
+    assert_eq!(counts.len(), 4000, "every record of the source");
+    // Resuming from the last acknowledged checkpoint repeats at most what followed it, not
+    // the whole run.
+    let duplicates: usize = counts.values().map(|c| c - 1).sum();
+    assert!(
+        duplicates < 2000,
+        "{duplicates} duplicates: the source started over"
+    );
+    let distinct: BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(distinct.len(), 4000, "console consumer");
+    eprintln!("at-least-once source: 4000 emitted, 0 lost, {duplicates} duplicated after 2 kills");
 }
 
 /// A stage run under the dead-letter policy.

@@ -1,9 +1,11 @@
 //! Running one stage: the consume → plugin → produce → commit loop ([`stage`]) and the
 //! poll → produce loop of a source ([`source`]).
 
+pub mod checkpoint;
 pub mod delivery;
 pub mod source;
 pub mod stage;
+mod transaction;
 
 use crate::framing;
 use delivery::{Ack, AckingProducer};

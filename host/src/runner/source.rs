@@ -1,7 +1,9 @@
 //! The source loop: poll the plugin, produce what it emits, stop cleanly on a signal or when
 //! the source says it is finished.
 
+use super::checkpoint::CheckpointStore;
 use super::delivery::{self, Ack, AckingProducer};
+use super::transaction::{Outcome, TransactionDriver};
 use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
 use crate::observe::metrics::SOURCE_ERROR_KIND;
 use crate::observe::Observer;
@@ -10,7 +12,6 @@ use crate::shutdown::Shutdown;
 use crate::watchdog::Watchdog;
 use plugin_api::abi::OutputBuffer;
 use plugin_api::host::{OutputBufferExt, SourceInstance, SourceStatus};
-use rdkafka::producer::Producer;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub struct SourceOptions {
     pub batch_timeout: Duration,
     /// `Some` for exactly-once mode: each poll's records are produced in one transaction.
     pub transactional_id: Option<String>,
+    /// Where the source's checkpoints are kept; `None` when it keeps none.
+    pub checkpoints: Option<CheckpointStore>,
 }
 
 /// Runs a source until it finishes or a stop is requested, then flushes.
@@ -45,7 +48,19 @@ pub fn run_source(
     let mut out = OutputBuffer::default();
     let mut scratch = OutputScratch::default();
     let mut progress = ProgressLog::new(Duration::from_secs(10));
-    let mut acks: VecDeque<Arc<Ack>> = VecDeque::new();
+    // Each poll's acknowledgement, with the checkpoint that holds once it is complete.
+    let mut acks: VecDeque<(Arc<Ack>, Option<String>)> = VecDeque::new();
+    // Read after the producer exists: under exactly-once, creating it fenced a predecessor with
+    // the same id and aborted its open transaction, so the last committed checkpoint is final.
+    if let Some(store) = &options.checkpoints {
+        if let Some(checkpoint) = store.load(conn)? {
+            instance
+                .restore(&checkpoint)
+                .map_err(|e| RunError::Plugin(e.0))?;
+            tracing::info!(topic = %store.topic, key = %store.key, %checkpoint, "resuming from the source's checkpoint");
+        }
+    }
+    let mut last_checkpoint_sent: Option<String> = None;
     // Its producer is up and the first poll is next: a source is ready when it produces.
     observer.health.set_ready();
     let result = loop {
@@ -63,26 +78,51 @@ pub fn run_source(
                 break Err(RunError::Plugin(e.0));
             }
         };
+        let checkpoint = match &options.checkpoints {
+            Some(_) => instance.checkpoint().map_err(|e| RunError::Plugin(e.0))?,
+            None => None,
+        };
         let records_out_before = stats.records_out;
-        if transactional && !out.records.is_empty() {
-            if let Err(e) =
-                produce_in_transaction(&producer, output, &out, &mut scratch, flush_timeout)
-            {
-                break Err(e);
+        if transactional {
+            if out.records.is_empty() {
+                // Nothing to produce, nothing to commit: the checkpoint moves with records.
+            } else {
+                let driver = TransactionDriver::new(&producer, flush_timeout, shutdown);
+                let checkpoint = options.checkpoints.as_ref().zip(checkpoint.as_deref());
+                if let Err(e) = produce_in_transaction(
+                    &driver,
+                    &producer,
+                    output,
+                    &out,
+                    &mut scratch,
+                    checkpoint,
+                ) {
+                    break Err(e);
+                }
+                stats.records_out += out.records.len() as u64;
             }
-            stats.records_out += out.records.len() as u64;
         } else {
             let ack = Arc::new(Ack::default());
             for record in out.outputs(None) {
                 output.send(&producer, &mut scratch, record.key, record.value, &ack)?;
                 stats.records_out += 1;
             }
-            acks.push_back(ack);
+            acks.push_back((ack, checkpoint));
         }
         observer
             .metrics
             .records_out(stats.records_out - records_out_before);
-        if let Err(e) = check_acks(&mut acks) {
+        let durable = match check_acks(&mut acks) {
+            Ok(durable) => durable,
+            Err(e) => break Err(e),
+        };
+        if let Err(e) = send_checkpoint(
+            &producer,
+            options.checkpoints.as_ref(),
+            durable,
+            &mut last_checkpoint_sent,
+            &mut acks,
+        ) {
             break Err(e);
         }
         progress.maybe_log(&stats, None);
@@ -104,48 +144,84 @@ pub fn run_source(
     tracing::info!(records_out = stats.records_out, "source stopped");
     result?;
     flushed?;
+    // The records are acknowledged: their checkpoint goes last, and is flushed too.
+    let durable = check_acks(&mut acks)?;
+    send_checkpoint(
+        &producer,
+        options.checkpoints.as_ref(),
+        durable,
+        &mut last_checkpoint_sent,
+        &mut acks,
+    )?;
+    delivery::flush(&producer, flush_timeout)
+        .map_err(|e| RunError::Kafka(format!("flushing the checkpoint: {e}")))?;
     check_acks(&mut acks)?;
     Ok(stats)
 }
 
-/// Produces one poll's records in one transaction.
+/// At-least-once: stores `durable` (the checkpoint of the last fully acknowledged poll) unless
+/// it was stored already. Its own acknowledgement joins the queue, so a checkpoint that fails
+/// to reach Kafka fails the source like any delivery.
+fn send_checkpoint(
+    producer: &AckingProducer,
+    store: Option<&CheckpointStore>,
+    durable: Option<String>,
+    last_sent: &mut Option<String>,
+    acks: &mut VecDeque<(Arc<Ack>, Option<String>)>,
+) -> Result<(), RunError> {
+    let (Some(store), Some(checkpoint)) = (store, durable) else {
+        return Ok(());
+    };
+    if last_sent.as_ref() == Some(&checkpoint) {
+        return Ok(());
+    }
+    let ack = Arc::new(Ack::default());
+    store.send(producer, &checkpoint, &ack)?;
+    acks.push_back((ack, None));
+    *last_sent = Some(checkpoint);
+    Ok(())
+}
+
+/// Produces one poll's records, and the checkpoint after them, in one transaction. An aborted
+/// transaction (the broker restarted, a delivery failed) is tried again with the same records:
+/// the source has moved on, so they exist nowhere else.
 fn produce_in_transaction(
+    driver: &TransactionDriver<'_>,
     producer: &AckingProducer,
     output: &OutputTopic,
     out: &OutputBuffer,
     scratch: &mut OutputScratch,
-    timeout: Duration,
+    checkpoint: Option<(&CheckpointStore, &str)>,
 ) -> Result<(), RunError> {
-    producer
-        .begin_transaction()
-        .map_err(|e| RunError::Kafka(format!("beginning a transaction: {e}")))?;
-    let ack = Arc::new(Ack::default());
-    let result = out
-        .outputs(None)
-        .try_for_each(|record| output.send(producer, scratch, record.key, record.value, &ack))
-        .and_then(|()| {
-            producer
-                .commit_transaction(timeout)
-                .map_err(|e| RunError::Kafka(format!("committing the transaction: {e}")))
-        });
-    if result.is_err() {
-        if let Err(e) = producer.abort_transaction(timeout) {
-            tracing::warn!(error = %e, "aborting the transaction failed");
+    loop {
+        driver.begin()?;
+        let ack = Arc::new(Ack::default());
+        for record in out.outputs(None) {
+            output.send(producer, scratch, record.key, record.value, &ack)?;
+        }
+        if let Some((store, checkpoint)) = checkpoint {
+            store.send(producer, checkpoint, &ack)?;
+        }
+        if driver.commit(None)? == Outcome::Committed {
+            return Ok(());
         }
     }
-    result
 }
 
-/// Drops acknowledged batches; fails on the first delivery error.
-fn check_acks(acks: &mut VecDeque<Arc<Ack>>) -> Result<(), RunError> {
-    while let Some(front) = acks.front() {
+/// Drops acknowledged polls; fails on the first delivery error. Returns the checkpoint of the
+/// last poll dropped that had one: everything up to it is in Kafka.
+fn check_acks(acks: &mut VecDeque<(Arc<Ack>, Option<String>)>) -> Result<Option<String>, RunError> {
+    let mut durable = None;
+    while let Some((front, _)) = acks.front() {
         if !front.done() {
             break;
         }
         if let Some(error) = front.error() {
             return Err(RunError::Kafka(format!("delivery failed: {error}")));
         }
-        acks.pop_front();
+        if let Some((_, Some(checkpoint))) = acks.pop_front() {
+            durable = Some(checkpoint);
+        }
     }
-    Ok(())
+    Ok(durable)
 }

@@ -6,6 +6,7 @@
 //! so a crash at any point re-reads records rather than losing them (at-least-once).
 
 use super::delivery::{self, Ack, AckingProducer};
+use super::transaction::{Outcome, TransactionDriver};
 use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
 use crate::breaker::CircuitBreaker;
 use crate::framing;
@@ -21,7 +22,6 @@ use plugin_api::host::{
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::Producer;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -136,6 +136,13 @@ struct FailedRecord {
     message: String,
 }
 
+/// How many of a batch's failed records the policy skipped or dead-lettered.
+#[derive(Default)]
+struct Routed {
+    skipped: u64,
+    dead_lettered: u64,
+}
+
 /// A copy of a consumed record, kept only under the dead-letter policy.
 struct Original {
     key: Option<Vec<u8>>,
@@ -171,6 +178,9 @@ pub struct StageRunner<'a> {
     watchdog: Watchdog,
     breaker: CircuitBreaker,
     observer: Arc<Observer>,
+    /// Where a partition with no committed offset starts (`auto.offset.reset`), for rewinding
+    /// after an aborted transaction.
+    reset_offset: Offset,
 }
 
 impl<'a> StageRunner<'a> {
@@ -192,6 +202,10 @@ impl<'a> StageRunner<'a> {
         let context = StageConsumerContext {
             observer: Arc::clone(&observer),
             input_topic: options.input_topic.clone(),
+        };
+        let reset_offset = match consumer_config.get("auto.offset.reset") {
+            Some("latest" | "largest" | "end") => Offset::End,
+            _ => Offset::Beginning,
         };
         let consumer: BaseConsumer<StageConsumerContext> = consumer_config
             .create_with_context(context)
@@ -216,6 +230,7 @@ impl<'a> StageRunner<'a> {
             watchdog,
             breaker,
             observer,
+            reset_offset,
         })
     }
 
@@ -315,27 +330,34 @@ impl<'a> StageRunner<'a> {
                 )));
             }
             let transactional = self.options.transactional_id.is_some();
+            let driver =
+                TransactionDriver::new(&self.producer, self.options.flush_timeout, &self.shutdown);
             if transactional {
-                self.producer
-                    .begin_transaction()
-                    .map_err(|e| RunError::Kafka(format!("beginning a transaction: {e}")))?;
+                driver.begin()?;
             }
             let ack = Arc::new(Ack::default());
-            let records_out_before = self.stats.records_out;
+            let mut produced = 0;
             for output in out.outputs(Some(&batch)) {
                 self.output
                     .send(&self.producer, &mut scratch, output.key, output.value, &ack)?;
-                self.stats.records_out += 1;
+                produced += 1;
             }
-            let metrics = &self.observer.metrics;
-            metrics.records_out(self.stats.records_out - records_out_before);
-            if let Some(at) = first_consumed_at {
-                metrics.batch_latency(at.elapsed());
-            }
-            self.handle_failures(&failed, &originals, &ack)?;
+            let routed = self.handle_failures(&failed, &originals, &ack)?;
             if transactional {
-                self.commit_transaction(&next_offsets)?;
-            } else {
+                let offsets = self.offsets_list(&next_offsets)?;
+                let group = self
+                    .consumer
+                    .group_metadata()
+                    .ok_or_else(|| RunError::Kafka("the consumer has no group metadata".into()))?;
+                if driver.commit(Some((&offsets, &group)))? == Outcome::Aborted {
+                    // Nothing of the batch is visible and its offsets did not move: read it
+                    // again from the group's committed offsets.
+                    self.rewind_to_committed()?;
+                    continue;
+                }
+            }
+            self.count_batch(produced, &routed, first_consumed_at);
+            if !transactional {
                 self.in_flight.push_back(InFlight { ack, next_offsets });
                 self.wait_for_window()?;
                 self.commit_acknowledged(CommitMode::Async)?;
@@ -429,31 +451,50 @@ impl<'a> StageRunner<'a> {
         Ok(first_at)
     }
 
-    /// Applies the skip or dead-letter policy to the batch's failed records.
+    /// Applies the skip or dead-letter policy to the batch's failed records, and says how many
+    /// went which way (counted once the batch is settled).
     fn handle_failures(
-        &mut self,
+        &self,
         failed: &[FailedRecord],
         originals: &[Original],
         ack: &Arc<Ack>,
-    ) -> Result<(), RunError> {
+    ) -> Result<Routed, RunError> {
+        let mut routed = Routed::default();
         for failure in failed {
             let line = describe_failure(&self.options.input_topic, failure);
             match self.options.policy {
                 ErrorPolicy::Fail => unreachable!("fail policy stops before producing"),
                 ErrorPolicy::Skip => {
                     tracing::warn!("skipping record: {line}");
-                    self.stats.skipped += 1;
-                    self.observer.metrics.skipped();
+                    routed.skipped += 1;
                 }
                 ErrorPolicy::DeadLetter => {
                     self.dead_letter(failure, &originals[failure.consumed_index], ack)?;
                     tracing::warn!("dead-lettered record: {line}");
-                    self.stats.dead_lettered += 1;
-                    self.observer.metrics.dead_lettered();
+                    routed.dead_lettered += 1;
                 }
             }
         }
-        Ok(())
+        Ok(routed)
+    }
+
+    /// Counts a settled batch: outputs produced, failures skipped or dead-lettered, and its
+    /// latency from its first record consumed.
+    fn count_batch(&mut self, produced: u64, routed: &Routed, first_consumed_at: Option<Instant>) {
+        let metrics = &self.observer.metrics;
+        self.stats.records_out += produced;
+        metrics.records_out(produced);
+        self.stats.skipped += routed.skipped;
+        self.stats.dead_lettered += routed.dead_lettered;
+        for _ in 0..routed.skipped {
+            metrics.skipped();
+        }
+        for _ in 0..routed.dead_lettered {
+            metrics.dead_lettered();
+        }
+        if let Some(at) = first_consumed_at {
+            metrics.batch_latency(at.elapsed());
+        }
     }
 
     fn dead_letter(
@@ -501,29 +542,66 @@ impl<'a> StageRunner<'a> {
         .map_err(|e| RunError::Kafka(format!("producing to dead-letter topic {topic}: {e}")))
     }
 
-    /// Exactly-once: the batch's input offsets join its outputs in the transaction, and the
-    /// transaction commits both or neither. On failure it is aborted and the process stops;
-    /// the batch is read again by whoever owns the partitions next.
-    fn commit_transaction(&self, next_offsets: &BTreeMap<i32, i64>) -> Result<(), RunError> {
+    /// After an aborted transaction: moves every assigned partition back to the group's
+    /// committed offset (or where `auto.offset.reset` starts), so the aborted batch and
+    /// whatever was fetched after it are read again. Continuing from the consumer's position
+    /// instead would let the next transaction commit offsets past records whose outputs were
+    /// aborted: a silent loss.
+    fn rewind_to_committed(&self) -> Result<(), RunError> {
         let timeout = self.options.flush_timeout;
-        let result = self.offsets_list(next_offsets).and_then(|offsets| {
-            let group = self
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let rewound = self
                 .consumer
-                .group_metadata()
-                .ok_or_else(|| RunError::Kafka("the consumer has no group metadata".into()))?;
-            self.producer
-                .send_offsets_to_transaction(&offsets, &group, timeout)
-                .map_err(|e| RunError::Kafka(format!("adding offsets to the transaction: {e}")))?;
-            self.producer
-                .commit_transaction(timeout)
-                .map_err(|e| RunError::Kafka(format!("committing the transaction: {e}")))
-        });
-        if result.is_err() {
-            if let Err(e) = self.producer.abort_transaction(timeout) {
-                tracing::warn!(error = %e, "aborting the transaction failed");
+                .assignment()
+                .and_then(|assigned| self.consumer.committed_offsets(assigned, timeout))
+                .and_then(|committed| {
+                    let mut targets = TopicPartitionList::new();
+                    for element in committed.elements() {
+                        let offset = match element.offset() {
+                            Offset::Offset(o) => Offset::Offset(o),
+                            _ => self.reset_offset,
+                        };
+                        targets.add_partition_offset(
+                            element.topic(),
+                            element.partition(),
+                            offset,
+                        )?;
+                    }
+                    self.consumer.seek_partitions(targets, timeout)
+                });
+            match rewound {
+                Ok(seeked) => {
+                    let failed: Vec<String> = seeked
+                        .elements()
+                        .iter()
+                        .filter_map(|e| {
+                            e.error()
+                                .err()
+                                .map(|err| format!("{}[{}]: {err}", e.topic(), e.partition()))
+                        })
+                        .collect();
+                    if failed.is_empty() {
+                        tracing::info!(
+                            partitions = seeked.count(),
+                            "rewound to the committed offsets after the aborted transaction"
+                        );
+                        return Ok(());
+                    }
+                    tracing::warn!(failed = %failed.join(", "), "rewinding failed; retrying");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "rewinding to the committed offsets failed; retrying")
+                }
             }
+            if self.shutdown.requested() {
+                return Err(RunError::Kafka(
+                    "stopped before the consumer could be rewound after an aborted transaction; nothing past the last commit is committed".into(),
+                ));
+            }
+            self.shutdown.sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-        result
     }
 
     fn offsets_list(&self, offsets: &BTreeMap<i32, i64>) -> Result<TopicPartitionList, RunError> {

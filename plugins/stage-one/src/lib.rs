@@ -3,6 +3,10 @@
 //!
 //! Config (all optional): `records` (default 100; 0 = never stop), `rate_per_second` (default
 //! 20; 0 = as fast as the host takes them), `first_id` (default 0).
+//!
+//! With `resume = true` it keeps a checkpoint (how many records it emitted), so a restarted run
+//! goes on with the next post id instead of starting again at `first_id`, and a finished one
+//! emits nothing more. Off by default: the example pipeline emits its posts on every run.
 
 use plugin_api::{BoxError, Config, Emitter, Poll, SourceStage, StageSpec};
 use serde::{Deserialize, Serialize};
@@ -23,6 +27,7 @@ struct SourceConfig {
     records: u64,
     rate_per_second: f64,
     first_id: u64,
+    resume: bool,
 }
 
 impl Default for SourceConfig {
@@ -31,6 +36,7 @@ impl Default for SourceConfig {
             records: 100,
             rate_per_second: 20.0,
             first_id: 0,
+            resume: false,
         }
     }
 }
@@ -39,7 +45,15 @@ impl Default for SourceConfig {
 pub struct StageOne {
     config: SourceConfig,
     emitted: u64,
+    /// `emitted` when this run started (a restored checkpoint): the rate counts from here.
+    resumed_at: u64,
     started: Option<Instant>,
+}
+
+/// What the checkpoint holds.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    emitted: u64,
 }
 
 impl StageOne {
@@ -49,7 +63,7 @@ impl StageOne {
         if self.config.rate_per_second <= 0.0 {
             return u64::MAX;
         }
-        (started.elapsed().as_secs_f64() * self.config.rate_per_second) as u64 + 1
+        self.resumed_at + (started.elapsed().as_secs_f64() * self.config.rate_per_second) as u64 + 1
     }
 
     fn finished(&self) -> bool {
@@ -71,8 +85,26 @@ impl SourceStage for StageOne {
         Ok(StageOne {
             config,
             emitted: 0,
+            resumed_at: 0,
             started: None,
         })
+    }
+
+    fn checkpoint(&self) -> Option<String> {
+        if !self.config.resume {
+            return None;
+        }
+        serde_json::to_string(&Checkpoint {
+            emitted: self.emitted,
+        })
+        .ok()
+    }
+
+    fn restore(&mut self, checkpoint: &str) -> Result<(), BoxError> {
+        let checkpoint: Checkpoint = serde_json::from_str(checkpoint)?;
+        self.emitted = checkpoint.emitted;
+        self.resumed_at = checkpoint.emitted;
+        Ok(())
     }
 
     fn poll(&mut self, out: &mut Emitter<'_, Post>, max: usize) -> Result<Poll, BoxError> {
@@ -95,7 +127,9 @@ impl SourceStage for StageOne {
         } else if self.emitted < due {
             Poll::Ready
         } else {
-            let next = Duration::from_secs_f64(self.emitted as f64 / self.config.rate_per_second);
+            let next = Duration::from_secs_f64(
+                (self.emitted - self.resumed_at) as f64 / self.config.rate_per_second,
+            );
             let elapsed = self.started.map(|s| s.elapsed()).unwrap_or_default();
             Poll::Wait(next.saturating_sub(elapsed).max(Duration::from_millis(1)))
         })

@@ -1,0 +1,168 @@
+//! Exactly-once: each batch is one Kafka transaction, and this module decides what a failed
+//! transaction call means.
+//!
+//! librdkafka sorts transaction errors into three kinds, and each asks for its own answer:
+//! - *retriable* (a timeout while the coordinator is away, e.g. during a broker restart): the
+//!   same call may simply be made again;
+//! - *abortable* (the group lost this member during a broker restart, a delivery failed): the
+//!   transaction is dead but the producer is fine; abort it, and the batch is done again;
+//! - *fatal* (this producer was fenced by a newer one with the same transactional id): the
+//!   producer can do nothing more; the process must stop and let its successor work.
+//!
+//! Treating every error as fatal made a stage in exactly-once mode exit whenever its broker
+//! restarted; treating every error as retriable would spin forever on a fenced producer.
+
+use super::delivery::AckingProducer;
+use super::RunError;
+use crate::shutdown::Shutdown;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::Producer;
+use rdkafka::TopicPartitionList;
+use std::time::Duration;
+
+/// How a transaction error is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorClass {
+    /// Make the same call again.
+    Retry,
+    /// Abort the transaction and do the batch again.
+    Abort,
+    /// Stop the process.
+    Fatal,
+}
+
+/// Classifies an error of a transactional producer call.
+pub(crate) fn classify(error: &KafkaError) -> ErrorClass {
+    match error {
+        KafkaError::Transaction(e) if e.is_fatal() => ErrorClass::Fatal,
+        KafkaError::Transaction(e) if e.txn_requires_abort() => ErrorClass::Abort,
+        KafkaError::Transaction(e) if e.is_retriable() => ErrorClass::Retry,
+        _ => ErrorClass::Fatal,
+    }
+}
+
+/// What became of a batch's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Committed: its outputs are visible to `read_committed` consumers, and its input offsets
+    /// (if any) are committed for the group.
+    Committed,
+    /// Aborted: nothing of it is visible and no offset moved; the caller does the batch again.
+    Aborted,
+}
+
+/// Begins, commits and aborts the transactions of one transactional producer.
+pub(crate) struct TransactionDriver<'a> {
+    producer: &'a AckingProducer,
+    /// How long one commit, offsets or abort call may block.
+    timeout: Duration,
+    shutdown: &'a Shutdown,
+}
+
+impl<'a> TransactionDriver<'a> {
+    pub(crate) fn new(
+        producer: &'a AckingProducer,
+        timeout: Duration,
+        shutdown: &'a Shutdown,
+    ) -> Self {
+        TransactionDriver {
+            producer,
+            timeout,
+            shutdown,
+        }
+    }
+
+    /// Begins a transaction. Only a fatal error (fenced) fails it.
+    pub(crate) fn begin(&self) -> Result<(), RunError> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| RunError::Kafka(format!("beginning a transaction: {e}")))
+    }
+
+    /// Adds `offsets` (if any) to the open transaction and commits it. Retriable errors are
+    /// retried until the broker answers or a stop is requested; an abortable error aborts the
+    /// transaction (`Ok(Outcome::Aborted)`); a fatal one is returned.
+    pub(crate) fn commit(
+        &self,
+        offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
+    ) -> Result<Outcome, RunError> {
+        if let Some((offsets, group)) = offsets {
+            let sent = self.retrying("adding offsets to the transaction", || {
+                self.producer
+                    .send_offsets_to_transaction(offsets, group, self.timeout)
+            })?;
+            if sent == Outcome::Aborted {
+                return Ok(Outcome::Aborted);
+            }
+        }
+        self.retrying("committing the transaction", || {
+            self.producer.commit_transaction(self.timeout)
+        })
+    }
+
+    /// Makes `call` until it succeeds (`Committed`), aborting the transaction on an abortable
+    /// error (`Aborted`).
+    fn retrying(
+        &self,
+        what: &str,
+        mut call: impl FnMut() -> Result<(), KafkaError>,
+    ) -> Result<Outcome, RunError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let error = match call() {
+                Ok(()) => return Ok(Outcome::Committed),
+                Err(e) => e,
+            };
+            match classify(&error) {
+                ErrorClass::Retry if !self.shutdown.requested() => {
+                    tracing::warn!(error = %error, "{what} failed; retrying");
+                    self.shutdown.sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                ErrorClass::Retry | ErrorClass::Abort => {
+                    tracing::warn!(error = %error, "{what} failed; aborting the transaction, the batch is done again");
+                    self.abort()?;
+                    return Ok(Outcome::Aborted);
+                }
+                ErrorClass::Fatal => {
+                    // Nothing more can be sent; an abort may still tell the coordinator early.
+                    let _ = self.producer.abort_transaction(self.timeout);
+                    return Err(RunError::Kafka(format!("{what}: {error}")));
+                }
+            }
+        }
+    }
+
+    /// Aborts the open transaction, retrying while the coordinator cannot be reached.
+    pub(crate) fn abort(&self) -> Result<(), RunError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let error = match self.producer.abort_transaction(self.timeout) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if classify(&error) != ErrorClass::Retry || self.shutdown.requested() {
+                return Err(RunError::Kafka(format!(
+                    "aborting the transaction: {error}"
+                )));
+            }
+            tracing::warn!(error = %error, "aborting the transaction failed; retrying");
+            self.shutdown.sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::RDKafkaErrorCode;
+
+    #[test]
+    fn errors_that_are_not_transaction_errors_are_fatal() {
+        // Anything librdkafka did not classify as a transaction error is not safe to retry.
+        let error = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert_eq!(classify(&error), ErrorClass::Fatal);
+    }
+}
