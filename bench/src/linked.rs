@@ -55,6 +55,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
         failure_window: defaults.failure_window,
         max_failure_ratio: defaults.max_failure_ratio,
         transactional_id: None,
+        liveness: Default::default(),
     };
     // The same observer a plugin run has, so both runs count the same way.
     let observer = Arc::new(Observer::new(spec.kind, &spec.name, &spec.version));

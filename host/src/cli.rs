@@ -158,6 +158,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub exactly_once: bool,
 
+    /// Warn when no partition has been assigned for this long after subscribing, naming the
+    /// group's state and members; repeated at this interval. 0 turns the warning off.
+    #[arg(long, default_value_t = crate::runner::liveness::DEFAULT_NO_ASSIGNMENT_WARN_SECS, value_name = "SECONDS")]
+    pub no_assignment_warn_secs: u64,
+
+    /// A consumer holding partitions with records to fetch that consumes nothing for this long
+    /// rejoins its group; if it stalls again, the stage stops (exit 1). 0 turns this off.
+    #[arg(long, default_value_t = crate::runner::liveness::DEFAULT_STALL_TIMEOUT_SECS, value_name = "SECONDS")]
+    pub stall_timeout_secs: u64,
+
     /// The compacted topic where sources that keep checkpoints store them (created if
     /// missing), so a restarted source resumes where its records in Kafka end.
     #[arg(long, default_value = crate::runner::checkpoint::DEFAULT_CHECKPOINT_TOPIC, value_name = "TOPIC")]

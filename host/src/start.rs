@@ -7,6 +7,7 @@ use crate::error::HostError;
 use crate::observe::{server, Observer};
 use crate::registry::Registry;
 use crate::runner::checkpoint::{CheckpointStore, CHECKPOINT_TOPIC_CONFIG};
+use crate::runner::liveness::LivenessLimits;
 use crate::runner::source::{run_source, SourceOptions};
 use crate::runner::stage::{StageOptions, StageRunner, MAX_IN_FLIGHT_BATCHES};
 use crate::runner::{OutputTopic, Stats};
@@ -177,6 +178,10 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
                 failure_window: args.failure_window,
                 max_failure_ratio: args.max_failure_ratio,
                 transactional_id: transactional_id(args, &spec),
+                liveness: LivenessLimits {
+                    no_assignment_warn: Duration::from_secs(args.no_assignment_warn_secs),
+                    stall_timeout: Duration::from_secs(args.stall_timeout_secs),
+                },
             };
             tracing::info!(topic = %options.input_topic, group = %options.group_id, "consuming");
             let runner = StageRunner::new(

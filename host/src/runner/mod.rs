@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod delivery;
+pub mod liveness;
 pub mod source;
 pub mod stage;
 mod transaction;
@@ -30,6 +31,9 @@ pub enum RunError {
     /// Too many recent records failed.
     #[error("circuit breaker open, stopping the stage: {0}")]
     CircuitOpen(String),
+    /// The consumer consumed nothing with records waiting, also after rejoining its group.
+    #[error("consumer stalled, stopping the stage: {0}")]
+    Stalled(String),
 }
 
 /// Counters a run reports.

@@ -6,6 +6,7 @@
 //! so a crash at any point re-reads records rather than losing them (at-least-once).
 
 use super::delivery::{self, Ack, AckingProducer};
+use super::liveness::{Liveness, LivenessAction, LivenessLimits};
 use super::transaction::{Outcome, TransactionDriver};
 use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
 use crate::breaker::CircuitBreaker;
@@ -24,6 +25,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +69,16 @@ pub struct StageOptions {
     pub max_failure_ratio: f64,
     /// `Some` for exactly-once mode: the producer's transactional id.
     pub transactional_id: Option<String>,
+    /// When to warn about a missing assignment, and when a consumer counts as stalled.
+    pub liveness: LivenessLimits,
+}
+
+/// What the consumer's rebalance callback tells the loop: the size of the assignment after
+/// each change, with a generation so the loop sees every change.
+#[derive(Default)]
+struct AssignmentWatch {
+    assigned: AtomicUsize,
+    generation: AtomicU64,
 }
 
 /// Logs and counts rebalances, and reads consumer lag from librdkafka's statistics.
@@ -75,6 +87,7 @@ pub struct StageOptions {
 struct StageConsumerContext {
     observer: Arc<Observer>,
     input_topic: String,
+    watch: Arc<AssignmentWatch>,
 }
 
 impl ClientContext for StageConsumerContext {
@@ -111,6 +124,8 @@ impl ConsumerContext for StageConsumerContext {
         // After the change is applied, so the count is the whole assignment also when the
         // assignment strategy hands partitions over incrementally (cooperative-sticky).
         let assigned = consumer.assignment().map(|tpl| tpl.count()).unwrap_or(0);
+        self.watch.assigned.store(assigned, Ordering::Release);
+        self.watch.generation.fetch_add(1, Ordering::AcqRel);
         match rebalance {
             Rebalance::Assign(_) => self.observer.metrics.assigned(assigned),
             Rebalance::Revoke(_) => self.observer.metrics.revoked(assigned),
@@ -181,6 +196,7 @@ pub struct StageRunner<'a> {
     /// Where a partition with no committed offset starts (`auto.offset.reset`), for rewinding
     /// after an aborted transaction.
     reset_offset: Offset,
+    watch: Arc<AssignmentWatch>,
 }
 
 impl<'a> StageRunner<'a> {
@@ -199,9 +215,11 @@ impl<'a> StageRunner<'a> {
         if consumer_config.get("statistics.interval.ms").is_none() {
             consumer_config.set("statistics.interval.ms", lag::STATISTICS_INTERVAL_MS);
         }
+        let watch = Arc::new(AssignmentWatch::default());
         let context = StageConsumerContext {
             observer: Arc::clone(&observer),
             input_topic: options.input_topic.clone(),
+            watch: Arc::clone(&watch),
         };
         let reset_offset = match consumer_config.get("auto.offset.reset") {
             Some("latest" | "largest" | "end") => Offset::End,
@@ -231,6 +249,7 @@ impl<'a> StageRunner<'a> {
             breaker,
             observer,
             reset_offset,
+            watch,
         })
     }
 
@@ -265,7 +284,10 @@ impl<'a> StageRunner<'a> {
         let mut positions: Vec<RecordPosition> = Vec::new();
         let mut originals: Vec<Original> = Vec::new();
         let mut failed: Vec<FailedRecord> = Vec::new();
+        let mut liveness = Liveness::new(self.options.liveness, Instant::now());
+        let mut seen_generation = 0;
         while !self.shutdown.requested() {
+            self.watch_liveness(&mut liveness, &mut seen_generation)?;
             batch.clear();
             plugin_to_consumed.clear();
             positions.clear();
@@ -280,6 +302,7 @@ impl<'a> StageRunner<'a> {
                 &mut failed,
                 &mut next_offsets,
             )?;
+            liveness.consumed(positions.len(), Instant::now());
             if positions.is_empty() {
                 self.commit_acknowledged(CommitMode::Async)?;
                 // Idle: lag may still change (the last commit, new records upstream).
@@ -365,6 +388,126 @@ impl<'a> StageRunner<'a> {
             progress.maybe_log(&self.stats, self.observer.lag.total());
         }
         Ok(())
+    }
+
+    /// Runs the no-assignment and stalled-consumer guards (see [`super::liveness`]).
+    fn watch_liveness(
+        &mut self,
+        liveness: &mut Liveness,
+        seen_generation: &mut u64,
+    ) -> Result<(), RunError> {
+        let now = Instant::now();
+        let generation = self.watch.generation.load(Ordering::Acquire);
+        if generation != *seen_generation {
+            *seen_generation = generation;
+            liveness.assigned(self.watch.assigned.load(Ordering::Acquire), now);
+        }
+        let action = match liveness.check(now) {
+            LivenessAction::ProbeStall => match self.records_waiting() {
+                Some(waiting) if waiting > 0 => liveness.stalled(waiting, now),
+                _ => liveness.not_stalled(now),
+            },
+            action => action,
+        };
+        match action {
+            LivenessAction::Continue | LivenessAction::ProbeStall => Ok(()),
+            LivenessAction::WarnNoAssignment { waited } => {
+                tracing::warn!(
+                    "no partition of {} assigned for {} s in group {}: {}",
+                    self.options.input_topic,
+                    waited.as_secs(),
+                    self.options.group_id,
+                    self.describe_group()
+                );
+                Ok(())
+            }
+            LivenessAction::Rejoin { stalled, waiting } => {
+                tracing::warn!(
+                    "consumer stalled: nothing consumed for {} s while {waiting} records of {} wait beyond its position; rejoining group {}",
+                    stalled.as_secs(),
+                    self.options.input_topic,
+                    self.options.group_id
+                );
+                // Commit what is acknowledged first, so the rejoin re-reads as little as it can.
+                self.commit_acknowledged(CommitMode::Sync)?;
+                self.consumer.unsubscribe();
+                self.consumer
+                    .subscribe(&[&self.options.input_topic])
+                    .map_err(|e| RunError::Kafka(format!("resubscribing to {}: {e}", self.options.input_topic)))
+            }
+            LivenessAction::Fail { stalled, waiting } => Err(RunError::Stalled(format!(
+                "nothing consumed for {} s after rejoining group {} while {waiting} records of {} wait beyond its position",
+                stalled.as_secs(),
+                self.options.group_id,
+                self.options.input_topic
+            ))),
+        }
+    }
+
+    /// Records the broker holds beyond the consumer's position, summed over the assigned
+    /// partitions: the high watermark asked of the broker (one small request per partition,
+    /// made only after the stall timeout without a record), against `position`, which
+    /// librdkafka moves past transaction markers too. `None` when the broker does not answer.
+    fn records_waiting(&self) -> Option<u64> {
+        let timeout = Duration::from_secs(5);
+        let positions = self.consumer.position().ok()?;
+        // A partition that has delivered nothing yet has no position; it starts at the
+        // group's committed offset (none committed: no basis to count, so count nothing).
+        let starts = self
+            .consumer
+            .committed_offsets(positions.clone(), timeout)
+            .ok()?;
+        let mut waiting = 0;
+        for (element, start) in positions.elements().iter().zip(starts.elements()) {
+            let position = match (element.offset(), start.offset()) {
+                (Offset::Offset(o), _) | (_, Offset::Offset(o)) => o,
+                _ => continue,
+            };
+            let (_, high) = self
+                .consumer
+                .fetch_watermarks(element.topic(), element.partition(), timeout)
+                .ok()?;
+            waiting += (high - position).max(0) as u64;
+        }
+        Some(waiting)
+    }
+
+    /// The group's state and members, and the input's partition count, as the broker reports
+    /// them, for the no-assignment warning.
+    fn describe_group(&self) -> String {
+        let timeout = Duration::from_secs(5);
+        let partitions = self
+            .consumer
+            .fetch_metadata(Some(&self.options.input_topic), timeout)
+            .ok()
+            .and_then(|m| m.topics().first().map(|t| t.partitions().len()));
+        let group = match self
+            .consumer
+            .fetch_group_list(Some(&self.options.group_id), timeout)
+        {
+            Ok(list) => match list.groups().first() {
+                Some(group) => {
+                    let members: Vec<String> = group
+                        .members()
+                        .iter()
+                        .map(|m| format!("{} ({}{})", m.id(), m.client_id(), m.client_host()))
+                        .collect();
+                    format!(
+                        "the group is {} with {} member(s){}{}",
+                        group.state(),
+                        members.len(),
+                        if members.is_empty() { "" } else { ": " },
+                        members.join(", ")
+                    )
+                }
+                None => "the broker does not list the group".to_string(),
+            },
+            Err(e) => format!("the group could not be described ({e})"),
+        };
+        match partitions {
+            Some(n) => format!("{group}; the topic has {n} partition(s)"),
+            None => group,
+        }
     }
 
     /// Polls up to `batch_size` records: waits for the first, then takes what arrives within
