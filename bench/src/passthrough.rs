@@ -31,7 +31,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
     consumer.subscribe(&[&args.input_topic])?;
     let producer: AckingProducer = conn
         .client_config(PRODUCER_DEFAULTS)
-        .create_with_context(DeliveryContext)
+        .create_with_context(DeliveryContext::default())
         .context("producer")?;
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let batch_wait = Duration::from_millis(args.batch_wait_ms);
@@ -112,7 +112,7 @@ fn commit_acknowledged(
             break;
         }
         if let Some(error) = front.ack.error() {
-            anyhow::bail!("delivery failed: {error}");
+            anyhow::bail!("{error}");
         }
         offsets.extend(in_flight.pop_front().expect("front exists").next_offsets);
     }

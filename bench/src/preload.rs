@@ -80,7 +80,7 @@ pub fn preload(cluster: &mut Cluster, topic: &str, records: u64) -> Result<Prelo
     let producer: AckingProducer = cluster
         .conn()
         .client_config(PRODUCER_DEFAULTS)
-        .create_with_context(DeliveryContext)
+        .create_with_context(DeliveryContext::default())
         .context("preload producer")?;
     let ack = Arc::new(Ack::default());
     let mut value = Vec::new();

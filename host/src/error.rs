@@ -66,6 +66,7 @@ impl HostError {
             HostError::Registry(e) if e.is_transient() => exit_code::UNREACHABLE,
             HostError::Registry(_) => exit_code::REFUSED,
             HostError::Run(RunError::Plugin(_)) => exit_code::BAD_PLUGIN,
+            HostError::Run(RunError::Refused(_)) => exit_code::REFUSED,
             HostError::Run(_) => exit_code::RUN_FAILED,
             HostError::RecordsFailed(_) => exit_code::RUN_FAILED,
             HostError::Pipeline(e) => e.exit_code(),

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod breaker;
 pub mod cli;
+pub mod client_events;
 pub mod dry_run;
 pub mod error;
 pub mod framing;

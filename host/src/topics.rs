@@ -1,10 +1,10 @@
 //! Topic existence and creation, through the Kafka Admin API or, when a REST Proxy URL is
 //! given, its v3 API (the only way the Python library had).
 
+use crate::client_events::EventsContext;
 use crate::settings::Connection;
 use plugin_api::TopicSpec;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, Producer};
 use std::time::{Duration, Instant};
@@ -34,19 +34,46 @@ pub enum TopicError {
 }
 
 /// Checks the broker answers a metadata request and returns whether `topic` exists.
+///
+/// Asks in one-second slices until the connect timeout, so that a failure no retry heals (a
+/// wrong password, a CA that did not sign the broker's certificate) ends the wait at once,
+/// and an unreachable broker is reported with what librdkafka saw, not a generic timeout.
 pub fn topic_exists(conn: &Connection, topic: &str) -> Result<bool, TopicError> {
+    let events = EventsContext::default();
     // A metadata request for a missing topic must not create it with the broker's defaults.
-    let producer: BaseProducer = conn
+    let producer: BaseProducer<EventsContext> = conn
         .client_config(&[("allow.auto.create.topics", "false")])
-        .create()
+        .create_with_context(events.clone())
         .map_err(|e| TopicError::Refused(format!("invalid Kafka client settings: {e}")))?;
-    let metadata = producer
-        .client()
-        .fetch_metadata(Some(topic), conn.connect_timeout())
-        .map_err(|e| TopicError::Unreachable {
-            servers: conn.bootstrap_servers.clone(),
-            message: e.to_string(),
-        })?;
+    let deadline = Instant::now() + conn.connect_timeout();
+    let unreachable = |message: String| TopicError::Unreachable {
+        servers: conn.bootstrap_servers.clone(),
+        message,
+    };
+    let metadata = loop {
+        let slice = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let fetched = producer.client().fetch_metadata(Some(topic), slice);
+        // Serves the error callback: librdkafka reports why it cannot connect only there.
+        producer.poll(Duration::ZERO);
+        match fetched {
+            Ok(metadata) => break metadata,
+            Err(e) => {
+                if let Some(refused) = events.0.refusal() {
+                    return Err(unreachable(refused.message));
+                }
+                if Instant::now() >= deadline {
+                    let seen = events.0.last().map(|l| l.message).unwrap_or_default();
+                    return Err(unreachable(if seen.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{e}; last client error: {seen}")
+                    }));
+                }
+            }
+        }
+    };
     Ok(metadata
         .topics()
         .iter()
@@ -80,9 +107,9 @@ fn create_with_admin_api(
     spec: &TopicSpec,
     config: &[(&str, &str)],
 ) -> Result<(), TopicError> {
-    let admin: AdminClient<DefaultClientContext> = conn
+    let admin: AdminClient<EventsContext> = conn
         .client_config(&[])
-        .create()
+        .create_with_context(EventsContext::default())
         .map_err(|e| TopicError::Refused(format!("invalid Kafka client settings: {e}")))?;
     let mut topic = NewTopic::new(
         &spec.name,

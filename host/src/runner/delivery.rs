@@ -1,7 +1,9 @@
 //! Producing with acknowledgement tracking: every batch of outputs carries one [`Ack`], and
 //! the batch's input offsets are committed only once the broker acknowledged all of them.
 
+use crate::client_events::ClientEvents;
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
@@ -13,7 +15,42 @@ use std::time::Duration;
 #[derive(Default, Debug)]
 pub struct Ack {
     pending: AtomicUsize,
-    error: Mutex<Option<String>>,
+    error: Mutex<Option<DeliveryError>>,
+}
+
+/// A record the broker did not take.
+#[derive(Debug, Clone)]
+pub struct DeliveryError {
+    /// The topic it was for.
+    pub topic: String,
+    /// Why.
+    pub error: KafkaError,
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "delivery to {} failed: {}", self.topic, self.error)
+    }
+}
+
+impl DeliveryError {
+    /// The run error it ends the stage with: a refusal (an ACL) is the cluster's answer
+    /// (exit 5), anything else a failed run.
+    pub fn into_run_error(self) -> super::RunError {
+        let refused = self
+            .error
+            .rdkafka_error_code()
+            .and_then(crate::client_events::refusal_of)
+            .is_some();
+        if refused {
+            super::RunError::Refused(format!(
+                "not authorized to write to topic {}: {}",
+                self.topic, self.error
+            ))
+        } else {
+            super::RunError::Kafka(self.to_string())
+        }
+    }
 }
 
 impl Ack {
@@ -23,24 +60,34 @@ impl Ack {
     }
 
     /// The first delivery error, if any.
-    pub fn error(&self) -> Option<String> {
+    pub fn error(&self) -> Option<DeliveryError> {
         self.error.lock().expect("ack lock").clone()
     }
 }
 
-/// Routes librdkafka's delivery reports to the batch [`Ack`]s.
-pub struct DeliveryContext;
+/// Routes librdkafka's delivery reports to the batch [`Ack`]s, and its log lines and global
+/// errors to [`ClientEvents`].
+#[derive(Default)]
+pub struct DeliveryContext {
+    /// What librdkafka reported outside of calls (a fatal producer error among them).
+    pub events: Arc<ClientEvents>,
+}
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    crate::forward_client_events!(events);
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Arc<Ack>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<Ack>) {
-        if let Err((err, _)) = result {
+        if let Err((error, message)) = result {
             let mut first = ack.error.lock().expect("ack lock");
             if first.is_none() {
-                *first = Some(err.to_string());
+                *first = Some(DeliveryError {
+                    topic: message.topic().to_string(),
+                    error: error.clone(),
+                });
             }
         }
         ack.pending.fetch_sub(1, Ordering::AcqRel);
@@ -94,12 +141,23 @@ pub fn create_producer(
         config.set("transactional.id", id);
     }
     let producer: AckingProducer = config
-        .create_with_context(DeliveryContext)
+        .create_with_context(DeliveryContext::default())
         .map_err(|e| super::RunError::Kafka(format!("creating the producer: {e}")))?;
-    if transactional_id.is_some() {
+    if let Some(id) = transactional_id {
         producer
             .init_transactions(conn.connect_timeout())
-            .map_err(|e| super::RunError::Kafka(format!("initialising transactions: {e}")))?;
+            .map_err(|e| {
+                let refused = e
+                    .rdkafka_error_code()
+                    .and_then(crate::client_events::refusal_of)
+                    .is_some();
+                let message = format!("initialising transactions for transactional id {id}: {e}");
+                if refused {
+                    super::RunError::Refused(format!("not authorized: {message}"))
+                } else {
+                    super::RunError::Kafka(message)
+                }
+            })?;
     }
     Ok(producer)
 }

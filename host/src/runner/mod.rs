@@ -31,6 +31,9 @@ pub enum RunError {
     /// Too many recent records failed.
     #[error("circuit breaker open, stopping the stage: {0}")]
     CircuitOpen(String),
+    /// The cluster refused: an ACL denies what the stage must do, or its credentials fail.
+    #[error("{0}")]
+    Refused(String),
     /// The consumer consumed nothing with records waiting, also after rejoining its group.
     #[error("consumer stalled, stopping the stage: {0}")]
     Stalled(String),

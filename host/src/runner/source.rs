@@ -217,7 +217,7 @@ fn check_acks(acks: &mut VecDeque<(Arc<Ack>, Option<String>)>) -> Result<Option<
             break;
         }
         if let Some(error) = front.error() {
-            return Err(RunError::Kafka(format!("delivery failed: {error}")));
+            return Err(error.into_run_error());
         }
         if let Some((_, Some(checkpoint))) = acks.pop_front() {
             durable = Some(checkpoint);

@@ -10,6 +10,7 @@ use super::liveness::{Liveness, LivenessAction, LivenessLimits};
 use super::transaction::{Outcome, TransactionDriver};
 use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
 use crate::breaker::CircuitBreaker;
+use crate::client_events::{refusal_of, ClientEvents};
 use crate::framing;
 use crate::observe::{lag, Observer};
 use crate::policy::ErrorPolicy;
@@ -23,6 +24,7 @@ use plugin_api::host::{
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::Producer;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -88,9 +90,12 @@ struct StageConsumerContext {
     observer: Arc<Observer>,
     input_topic: String,
     watch: Arc<AssignmentWatch>,
+    events: Arc<ClientEvents>,
 }
 
 impl ClientContext for StageConsumerContext {
+    crate::forward_client_events!(events);
+
     fn stats_raw(&self, statistics: &[u8]) {
         match lag::parse_statistics(statistics, &self.input_topic) {
             Ok(lags) => self.observer.update_lag(&self.input_topic, lags),
@@ -197,6 +202,7 @@ pub struct StageRunner<'a> {
     /// after an aborted transaction.
     reset_offset: Offset,
     watch: Arc<AssignmentWatch>,
+    consumer_events: Arc<ClientEvents>,
 }
 
 impl<'a> StageRunner<'a> {
@@ -216,10 +222,12 @@ impl<'a> StageRunner<'a> {
             consumer_config.set("statistics.interval.ms", lag::STATISTICS_INTERVAL_MS);
         }
         let watch = Arc::new(AssignmentWatch::default());
+        let consumer_events = Arc::new(ClientEvents::default());
         let context = StageConsumerContext {
             observer: Arc::clone(&observer),
             input_topic: options.input_topic.clone(),
             watch: Arc::clone(&watch),
+            events: Arc::clone(&consumer_events),
         };
         let reset_offset = match consumer_config.get("auto.offset.reset") {
             Some("latest" | "largest" | "end") => Offset::End,
@@ -250,6 +258,7 @@ impl<'a> StageRunner<'a> {
             observer,
             reset_offset,
             watch,
+            consumer_events,
         })
     }
 
@@ -287,6 +296,7 @@ impl<'a> StageRunner<'a> {
         let mut liveness = Liveness::new(self.options.liveness, Instant::now());
         let mut seen_generation = 0;
         while !self.shutdown.requested() {
+            self.check_refusals()?;
             self.watch_liveness(&mut liveness, &mut seen_generation)?;
             batch.clear();
             plugin_to_consumed.clear();
@@ -362,10 +372,13 @@ impl<'a> StageRunner<'a> {
             let mut produced = 0;
             for output in out.outputs(Some(&batch)) {
                 self.output
-                    .send(&self.producer, &mut scratch, output.key, output.value, &ack)?;
+                    .send(&self.producer, &mut scratch, output.key, output.value, &ack)
+                    .map_err(|e| self.refusal_or(e))?;
                 produced += 1;
             }
-            let routed = self.handle_failures(&failed, &originals, &ack)?;
+            let routed = self
+                .handle_failures(&failed, &originals, &ack)
+                .map_err(|e| self.refusal_or(e))?;
             if transactional {
                 let offsets = self.offsets_list(&next_offsets)?;
                 let group = self
@@ -388,6 +401,45 @@ impl<'a> StageRunner<'a> {
             progress.maybe_log(&self.stats, self.observer.lag.total());
         }
         Ok(())
+    }
+
+    /// Stops the stage when librdkafka reported a refusal (an ACL, credentials) that no retry
+    /// heals: the consumer's is about reading the input with the group, the producer's about
+    /// writing the output.
+    fn check_refusals(&self) -> Result<(), RunError> {
+        if let Some(refused) = self.consumer_events.refusal() {
+            return Err(RunError::Refused(
+                self.describe_read_refusal(&refused.message),
+            ));
+        }
+        if let Some(refused) = self.producer.context().events.refusal() {
+            return Err(RunError::Refused(format!(
+                "not authorized to write to topic {}: {}",
+                self.output.topic, refused.message
+            )));
+        }
+        Ok(())
+    }
+
+    /// A refusal librdkafka reported, which explains `error` (a send that failed because the
+    /// producer was refused), else `error`.
+    fn refusal_or(&self, error: RunError) -> RunError {
+        self.check_refusals().err().unwrap_or(error)
+    }
+
+    /// Names what the consumer was refused: its group, or its input topic.
+    fn describe_read_refusal(&self, cause: &str) -> String {
+        if cause.contains("Group authorization") {
+            format!(
+                "not authorized to read group {}: {cause}",
+                self.options.group_id
+            )
+        } else {
+            format!(
+                "not authorized to read topic {} with group {}: {cause}",
+                self.options.input_topic, self.options.group_id
+            )
+        }
     }
 
     /// Runs the no-assignment and stalled-consumer guards (see [`super::liveness`]).
@@ -533,6 +585,11 @@ impl<'a> StageRunner<'a> {
             let message = match self.consumer.poll(timeout) {
                 None => break,
                 Some(Err(e)) => {
+                    if e.rdkafka_error_code().and_then(refusal_of).is_some() {
+                        return Err(RunError::Refused(
+                            self.describe_read_refusal(&e.to_string()),
+                        ));
+                    }
                     tracing::warn!(error = %e, "consumer error");
                     break;
                 }
@@ -777,7 +834,10 @@ impl<'a> StageRunner<'a> {
             }
             if let Some(error) = front.ack.error() {
                 self.commit(&offsets, mode)?;
-                return Err(RunError::Kafka(format!("delivery failed: {error}")));
+                // A fatal producer error (an ACL refused the idempotent producer) purges the
+                // queue: the refusal, not the purge, is the cause to name.
+                self.check_refusals()?;
+                return Err(error.into_run_error());
             }
             let batch = self.in_flight.pop_front().expect("front exists");
             offsets.extend(batch.next_offsets);
