@@ -44,6 +44,23 @@ REGISTRY = os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081")
 SHOW = 5
 
 
+def high_watermarks(topic: str, partitions: list[int]) -> dict[int, int]:
+    """Each partition's high watermark. Asked with read_uncommitted: a read_committed client is
+    answered with the last stable offset, which stops before an open transaction, so the read
+    would end there without a word."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "group.id": f"compare-outputs-{uuid.uuid4().hex}",
+            "isolation.level": "read_uncommitted",
+        }
+    )
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
 def read_topic(topic: str, timeout: float) -> list[tuple[str | None, str, float]]:
     """Every committed record of `topic` as (key, postid, ppm)."""
     deserializer = AvroDeserializer(SchemaRegistryClient({"url": REGISTRY}))
@@ -60,7 +77,7 @@ def read_topic(topic: str, timeout: float) -> list[tuple[str | None, str, float]
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
             sys.exit(f"topic {topic} not found")
         partitions = sorted(metadata.topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in partitions}
+        ends = high_watermarks(topic, partitions)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         pending = {p for p in partitions if ends[p] > 0}
         ctx = SerializationContext(topic, MessageField.VALUE)
@@ -68,7 +85,11 @@ def read_topic(topic: str, timeout: float) -> list[tuple[str | None, str, float]
         deadline = time.monotonic() + timeout
         while pending:
             if time.monotonic() > deadline:
-                sys.exit(f"{topic}: partitions {sorted(pending)} not read to their end within {timeout}s")
+                sys.exit(
+                    f"{topic}: partitions {sorted(pending)} not read to their end within {timeout}s "
+                    "(an open transaction holds back read_committed consumers until it is "
+                    "committed, or aborted when transaction.timeout.ms passes)"
+                )
             for msg in consumer.consume(10000, 0.5):
                 if msg.error():
                     sys.exit(f"{topic}: consumer error: {msg.error()}")
