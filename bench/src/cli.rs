@@ -6,7 +6,8 @@ use stage_host::settings::Connection;
 use std::path::PathBuf;
 
 /// Benchmarks stage-two: raw passthrough (ceiling), stage-host with the plugin, the same
-/// transform linked statically, and the Python library's pattern.
+/// transform linked statically, the Python library's pattern, and the same transform on Kafka
+/// Streams.
 #[derive(Debug, Parser)]
 #[command(name = "stage-bench", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -38,6 +39,10 @@ pub struct BenchArgs {
     #[arg(long)]
     pub skip_python: bool,
 
+    /// Skip the Kafka Streams scenarios (they need Java 17 and the peer's jar).
+    #[arg(long)]
+    pub skip_kstreams: bool,
+
     /// Input rate of the latency runs, records per second.
     #[arg(long, default_value = "10000")]
     pub latency_rate: u64,
@@ -65,6 +70,24 @@ pub struct BenchArgs {
     /// The Python stage script.
     #[arg(long, default_value = "bench/python/stage_two.py")]
     pub python_script: PathBuf,
+
+    /// The Kafka Streams peer's jar (`mvn -B -f bench/kstreams/pom.xml package`; scripts/bench
+    /// builds it).
+    #[arg(long, default_value = "bench/kstreams/target/stage-kstreams.jar")]
+    pub kstreams_jar: PathBuf,
+
+    /// The java that runs the Kafka Streams peer.
+    #[arg(long, env = "JAVA", default_value = "java")]
+    pub java: String,
+
+    /// JVM options of the Kafka Streams peer, separated by spaces: its heap bound (the heap
+    /// grows towards the bound, so peak RSS depends on it).
+    #[arg(long, default_value = "-Xmx128m", allow_hyphen_values = true)]
+    pub kstreams_jvm_options: String,
+
+    /// Stream threads of the Kafka Streams peer (`num.stream.threads`).
+    #[arg(long, default_value = "1")]
+    pub kstreams_threads: u32,
 
     /// Where child processes' logs go.
     #[arg(long, default_value = "target/stage-bench")]

@@ -141,7 +141,14 @@ fn start_receiver(cluster: &Cluster, topic: &str, expected: u64) -> Result<Recei
     let partitions = cluster.partitions(topic)?;
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
-        assignment.add_partition_offset(topic, p, Offset::End)?;
+        // The end as it is now, before the first latency record is produced. With Offset::End
+        // librdkafka looks the end up only once it starts fetching, and a stage that answers
+        // faster than that has written its first outputs already: they were missed (the first
+        // few thousand records of a Kafka Streams run).
+        let (_, end) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(15))
+            .with_context(|| format!("end offsets of {topic}"))?;
+        assignment.add_partition_offset(topic, p, Offset::Offset(end))?;
     }
     consumer.assign(&assignment)?;
     let stop = Arc::new(AtomicBool::new(false));

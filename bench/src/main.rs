@@ -1,5 +1,6 @@
-//! `stage-bench`: measures a stage against the ceiling and against the Python library, side by
-//! side, on one local cluster and the same preloaded data.
+//! `stage-bench`: measures a stage against the ceiling, against the Python library and against
+//! the same transform on Kafka Streams, side by side, on one local cluster and the same
+//! preloaded data.
 //!
 //! The binary is also its own child process for the two scenarios that are not the
 //! `stage-host` binary (the raw passthrough and the statically linked stage), so that every

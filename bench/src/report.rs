@@ -43,6 +43,8 @@ pub struct Settings {
     pub max_in_flight_batches: usize,
     /// The Python scenarios' clients.
     pub python: BTreeMap<String, String>,
+    /// The Kafka Streams scenarios' settings.
+    pub kstreams: BTreeMap<String, String>,
     /// The latency runs' load producer.
     pub latency_producer: BTreeMap<String, String>,
     /// The latency runs' measuring consumer.
@@ -205,13 +207,15 @@ impl Report {
             md,
             "\nSettings (a, b, c): producer {}; consumer {}; batches of {} records, {} ms wait, \
              {} batches in flight, offsets committed after every output is acknowledged.\n\
-             Python (d): {}. Latency load producer: {}; measuring consumer: {}.",
+             Python (d): {}. Kafka Streams (e): {}. Latency load producer: {}; measuring \
+             consumer: {}.",
             join(&s.producer),
             join(&s.consumer),
             s.batch_size,
             s.batch_wait_ms,
             s.max_in_flight_batches,
             join(&s.python),
+            join(&s.kstreams),
             join(&s.latency_producer),
             join(&s.latency_consumer),
         );

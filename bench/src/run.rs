@@ -24,6 +24,14 @@ const PYTHON_SETTINGS: &[(&str, &str)] = &[
     ("producer", "library defaults"),
 ];
 
+/// Settings of the Kafka Streams peer (bench/kstreams/src/main/java/dev/stagehost/kstreams/
+/// StageTwoStreams.java says why each differs from Streams' defaults).
+const KSTREAMS_SETTINGS: &[(&str, &str)] = &[
+    ("client", "Kafka Streams 4.4.0, Avro GenericDatumReader/GenericDatumWriter"),
+    ("changed", "commit.interval.ms=100, producer linger.ms=5 and batch.size=1000000, consumer session.timeout.ms=6000, heartbeat.interval.ms=1000, fetch.max.wait.ms=10"),
+    ("unchanged", "acks=all, enable.idempotence=true, max.poll.records=1000, auto.offset.reset=earliest"),
+];
+
 /// Runs the benchmark and writes the results.
 pub fn run(args: &BenchArgs) -> Result<()> {
     for file in [&args.stage_host, &args.plugin] {
@@ -33,6 +41,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 file.display()
             );
         }
+    }
+    if !args.skip_kstreams && !args.kstreams_jar.is_file() {
+        bail!(
+            "{} not found; run `mvn -B -f bench/kstreams/pom.xml package` or pass --skip-kstreams",
+            args.kstreams_jar.display()
+        );
     }
     let python = expand_home(&args.python);
     if !args.skip_python && !python.is_file() {
@@ -53,7 +67,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // records too, and must have finished them before its own latency run.
     let mut appended = 0;
     for scenario in Scenario::ALL {
-        if scenario.is_python() && args.skip_python {
+        if (scenario.is_python() && args.skip_python)
+            || (scenario.is_kafka_streams() && args.skip_kstreams)
+        {
             continue;
         }
         let (topic, records, in_topic) = if scenario.is_python() {
@@ -98,6 +114,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             batch_wait_ms: DEFAULT_BATCH_WAIT_MS,
             max_in_flight_batches: MAX_IN_FLIGHT_BATCHES,
             python: properties(PYTHON_SETTINGS),
+            kstreams: {
+                let mut p = properties(KSTREAMS_SETTINGS);
+                p.insert("jvm".into(), args.kstreams_jvm_options.clone());
+                p.insert(
+                    "num.stream.threads".into(),
+                    args.kstreams_threads.to_string(),
+                );
+                p
+            },
             latency_producer: properties(latency::LOAD_PRODUCER),
             latency_consumer: properties(latency::MEASURING_CONSUMER),
         },
@@ -222,6 +247,26 @@ fn command_for(
         Scenario::Plugin => {
             let mut c = Command::new(&args.stage_host);
             c.arg("--plugin").arg(&args.plugin).args(topics);
+            c
+        }
+        Scenario::KafkaStreams | Scenario::KafkaStreamsEos => {
+            // The child is the JVM itself, so /proc measures Streams, not a launcher. Its
+            // consumer group is its application.id, which `--group-id` sets.
+            let mut c = Command::new(&args.java);
+            c.args(args.kstreams_jvm_options.split_whitespace())
+                .arg("-jar")
+                .arg(&args.kstreams_jar)
+                .args(topics)
+                .args([
+                    "--mode",
+                    if scenario == Scenario::KafkaStreamsEos {
+                        "exactly_once_v2"
+                    } else {
+                        "at_least_once"
+                    },
+                    "--threads",
+                    &args.kstreams_threads.to_string(),
+                ]);
             c
         }
         Scenario::PythonPerRecord | Scenario::PythonBatched => {

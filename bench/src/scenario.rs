@@ -18,6 +18,10 @@ pub enum Scenario {
     Plugin,
     /// (c) stage-two linked into the host's runner.
     Linked,
+    /// (e) the same transform on Kafka Streams (bench/kstreams), at_least_once.
+    KafkaStreams,
+    /// (e-eos) the same on Kafka Streams, exactly_once_v2.
+    KafkaStreamsEos,
     /// (d) the Python library's pattern: flush after every record.
     PythonPerRecord,
     /// (d) Python with batching: poll every 1000, flush at the end.
@@ -26,10 +30,12 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Ceiling,
         Scenario::Plugin,
         Scenario::Linked,
+        Scenario::KafkaStreams,
+        Scenario::KafkaStreamsEos,
         Scenario::PythonPerRecord,
         Scenario::PythonBatched,
     ];
@@ -40,6 +46,8 @@ impl Scenario {
             Scenario::Ceiling => "ceiling",
             Scenario::Plugin => "plugin",
             Scenario::Linked => "linked",
+            Scenario::KafkaStreams => "kstreams",
+            Scenario::KafkaStreamsEos => "kstreams-eos",
             Scenario::PythonPerRecord => "python-per-record",
             Scenario::PythonBatched => "python-batched",
         }
@@ -51,6 +59,8 @@ impl Scenario {
             Scenario::Ceiling => "(a) ceiling: rdkafka passthrough",
             Scenario::Plugin => "(b) stage-host + libstage_two.so",
             Scenario::Linked => "(c) stage-two linked, no plugin",
+            Scenario::KafkaStreams => "(e) Kafka Streams, at_least_once",
+            Scenario::KafkaStreamsEos => "(e-eos) Kafka Streams, exactly_once_v2",
             Scenario::PythonPerRecord => "(d) Python, flush per record",
             Scenario::PythonBatched => "(d) Python, batched",
         }
@@ -59,6 +69,11 @@ impl Scenario {
     /// Whether it runs on the Python sample rather than the full input.
     pub fn is_python(self) -> bool {
         matches!(self, Scenario::PythonPerRecord | Scenario::PythonBatched)
+    }
+
+    /// Whether it runs the Kafka Streams peer (a JVM).
+    pub fn is_kafka_streams(self) -> bool {
+        matches!(self, Scenario::KafkaStreams | Scenario::KafkaStreamsEos)
     }
 }
 
