@@ -1,5 +1,6 @@
-//! The benchmark's view of the cluster: topics it creates and deletes (tansu keeps records in
-//! memory, so every run deletes what it made), the registry, and committed offsets, which is how
+//! The benchmark's view of the cluster: topics it creates and deletes (every run deletes what it
+//! made, so a long series of runs does not fill the broker's disk), the registry, and committed
+//! offsets, which is how
 //! completion of a stage that never exits on its own is detected.
 
 use anyhow::{bail, Context, Result};
@@ -123,7 +124,7 @@ impl Cluster {
 
     /// The sum over `topic`'s partitions of the offsets `group` committed: the number of input
     /// records a stage has finished (it commits only after the outputs are acknowledged).
-    /// Watermarks cannot tell this with tansu (see [`crate::preload`]).
+    /// High watermarks cannot tell this: they count transaction markers too.
     pub fn committed_total(
         &self,
         group: &GroupOffsets,

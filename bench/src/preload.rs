@@ -16,9 +16,6 @@ use std::time::Duration;
 pub const STAGE_ONE_SCHEMA: &str = include_str!("../../schemas/stage_one.json");
 
 /// Partitions of every input topic, as stage one declares.
-///
-/// (Completion is not checked with high watermarks: tansu answers ListOffsets(latest) with
-/// the last batch's base offset plus one, so they undercount batched topics.)
 pub const INPUT_PARTITIONS: i32 = 4;
 
 /// A stage-one value.

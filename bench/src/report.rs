@@ -147,7 +147,7 @@ impl Report {
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "Stage-two on the local cluster (tansu, in memory), {} records ({} for Python), \
+            "Stage-two on the local cluster (Apache Kafka, one node), {} records ({} for Python), \
              {:.0} bytes per input record, {} CPUs shared with the broker.\n",
             self.records, self.python_sample, self.bytes_per_record, self.cpus
         );

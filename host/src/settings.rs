@@ -91,13 +91,6 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("session.timeout.ms", "6000"),
     ("heartbeat.interval.ms", "1000"),
     ("enable.partition.eof", "false"),
-    // How long the broker may hold a fetch that finds no new data. Kafka answers a waiting
-    // fetch as soon as data arrives, so there this only sets how often an idle stage asks
-    // (100 small requests a second per broker). Some Kafka-protocol brokers (tansu) answer only
-    // when the wait is over, and then librdkafka's 500 ms default becomes the hop latency
-    // (measured on the local tansu: p50 115 ms at 500, 4 ms at 10). Raise it with
-    // `-X fetch.wait.max.ms=500` where idle requests matter more than latency.
-    ("fetch.wait.max.ms", "10"),
     // Bounds the prefetch queue (librdkafka's default is 64 MB, and up to 100,000 records per
     // partition): ten batches ahead per partition is all the loop needs, and the rest is
     // resident memory (20,000 records per partition put a stage at 50.4 MB peak RSS in

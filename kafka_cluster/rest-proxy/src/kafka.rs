@@ -5,7 +5,7 @@
 //! never create anything.
 //!
 //! CreateTopics and DeleteTopics return before every broker's metadata reflects the change
-//! (tansu and Kafka alike), so [`KafkaAdmin::wait_for_topic`] polls briefly until the change is
+//! (Kafka answers CreateTopics before its metadata cache has it), so [`KafkaAdmin::wait_for_topic`] polls briefly until the change is
 //! visible. That keeps "create, then GET" from a client consistent without fixed sleeps.
 
 use std::sync::{Arc, OnceLock};

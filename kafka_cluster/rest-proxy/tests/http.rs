@@ -1,5 +1,5 @@
-//! HTTP tests of every endpoint against a real broker (the local cluster's tansu, or any
-//! Kafka at `BOOTSTRAP_SERVERS`).
+//! HTTP tests of every endpoint against a real broker (the local cluster's Apache Kafka, or
+//! any Kafka at `BOOTSTRAP_SERVERS`).
 //!
 //! Without a broker they skip with a message, unless `STAGE_HOST_REQUIRE_CLUSTER` is set
 //! (as in CI), where a missing broker is a failure.

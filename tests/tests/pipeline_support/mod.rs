@@ -420,7 +420,7 @@ pub fn committed(group: &str, topic: &str) -> BTreeMap<i32, i64> {
 
 /// The offset after the last record of every partition of `topic`, found by reading it to
 /// the end (until nothing arrives for two seconds). Reading rather than asking for the high
-/// watermark, which tansu reports differently for batches of an idempotent producer.
+/// watermark, which counts transaction markers too: this is the offset after the last record.
 pub fn end_offsets(topic: &str) -> BTreeMap<i32, i64> {
     let consumer = reader();
     let mut tpl = TopicPartitionList::new();
