@@ -56,6 +56,8 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
         max_failure_ratio: defaults.max_failure_ratio,
         transactional_id: None,
         liveness: Default::default(),
+        on_offset_gap: Default::default(),
+        input_compacted: false,
     };
     // The same observer a plugin run has, so both runs count the same way.
     let observer = Arc::new(Observer::new(spec.kind, &spec.name, &spec.version));

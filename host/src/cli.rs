@@ -168,6 +168,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = crate::runner::liveness::DEFAULT_STALL_TIMEOUT_SECS, value_name = "SECONDS")]
     pub stall_timeout_secs: u64,
 
+    /// What a jump in the input's offsets does: `warn` counts it and logs the range with its
+    /// likely reason (transaction markers only at debug level); `fail` stops the stage before
+    /// it commits past any gap, for an input known to be neither transactional nor compacted.
+    #[arg(long, value_enum, default_value = "warn")]
+    pub on_offset_gap: crate::policy::OffsetGapPolicy,
+
     /// The compacted topic where sources that keep checkpoints store them (created if
     /// missing), so a restarted source resumes where its records in Kafka end.
     #[arg(long, default_value = crate::runner::checkpoint::DEFAULT_CHECKPOINT_TOPIC, value_name = "TOPIC")]

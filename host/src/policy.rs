@@ -18,3 +18,16 @@ pub enum ErrorPolicy {
     /// and go on.
     DeadLetter,
 }
+
+/// What a stage does when the offsets it is handed jump (see `runner::continuity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffsetGapPolicy {
+    /// Count it and log a warning with the range and the likely reason (transaction markers
+    /// are counted and logged at debug level only); go on.
+    #[default]
+    Warn,
+    /// Stop the stage before it commits past any gap (exit 1): for an input known to be
+    /// neither transactional nor compacted, where no gap is explained.
+    Fail,
+}

@@ -162,6 +162,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
                 Duration::from_secs(args.input_topic_timeout_secs),
                 shutdown,
             )?;
+            let input_compacted = topics::is_compacted(conn, &input_topic);
             let options = StageOptions {
                 stage_name: spec.name.clone(),
                 plugin_version: spec.version.clone(),
@@ -178,6 +179,8 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
                 failure_window: args.failure_window,
                 max_failure_ratio: args.max_failure_ratio,
                 transactional_id: transactional_id(args, &spec),
+                on_offset_gap: args.on_offset_gap,
+                input_compacted,
                 liveness: LivenessLimits {
                     no_assignment_warn: Duration::from_secs(args.no_assignment_warn_secs),
                     stall_timeout: Duration::from_secs(args.stall_timeout_secs),

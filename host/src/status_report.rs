@@ -49,6 +49,8 @@ pub enum StatusEvent {
         /// source, before the first commit, and from stage processes older than this field.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lag: Option<u64>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        offset_gaps: u64,
     },
     /// A stop was requested: finishing the batch, flushing, committing, leaving the group.
     Draining,
@@ -63,8 +65,13 @@ impl StatusEvent {
             skipped: stats.skipped,
             dead_lettered: stats.dead_lettered,
             lag,
+            offset_gaps: stats.offset_gaps,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 struct Reporter {
@@ -150,7 +157,8 @@ mod tests {
                     records_in: 3,
                     records_out: 2,
                     skipped: 1,
-                    dead_lettered: 0
+                    dead_lettered: 0,
+                    offset_gaps: 0,
                 },
                 None
             )

@@ -4,7 +4,7 @@
 use crate::client_events::EventsContext;
 use crate::settings::Connection;
 use plugin_api::TopicSpec;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, Producer};
 use std::time::{Duration, Instant};
@@ -141,6 +141,39 @@ fn create_with_admin_api(
         }
     }
     Ok(())
+}
+
+/// Whether `topic`'s `cleanup.policy` includes `compact`: offsets of a compacted topic have
+/// gaps by design. A broker that does not answer (or an ACL that hides the configuration)
+/// counts as not compacted, with a note in the log.
+pub fn is_compacted(conn: &Connection, topic: &str) -> bool {
+    let described = (|| -> Result<bool, String> {
+        let admin: AdminClient<EventsContext> = conn
+            .client_config(&[])
+            .create_with_context(EventsContext::default())
+            .map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let options = AdminOptions::new().request_timeout(Some(conn.connect_timeout()));
+        let results = runtime
+            .block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
+            .map_err(|e| e.to_string())?;
+        let resource = results
+            .into_iter()
+            .next()
+            .ok_or("no answer")?
+            .map_err(|e| e.to_string())?;
+        Ok(resource
+            .get("cleanup.policy")
+            .and_then(|entry| entry.value.as_deref())
+            .is_some_and(|policy| policy.contains("compact")))
+    })();
+    described.unwrap_or_else(|e| {
+        tracing::info!(topic, error = %e, "cannot read the topic's cleanup.policy; assuming it is not compacted");
+        false
+    })
 }
 
 /// Waits until `topic` exists, polling, for at most `timeout`.

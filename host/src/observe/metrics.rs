@@ -43,6 +43,13 @@ struct PartitionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GapLabels {
+    topic: String,
+    partition: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginLabels {
     stage: String,
     kind: String,
@@ -63,6 +70,8 @@ pub struct StageMetrics {
     consumer_lag: Family<PartitionLabels, Gauge>,
     assigned_partitions: Gauge,
     rebalances: Counter,
+    offset_gaps: Family<GapLabels, Counter>,
+    offset_gap_records: Family<GapLabels, Counter>,
     /// Partitions that have a lag series, to remove the ones that are gone.
     lag_partitions: Mutex<BTreeSet<i32>>,
 }
@@ -81,6 +90,8 @@ impl StageMetrics {
             consumer_lag: Family::default(),
             assigned_partitions: Gauge::default(),
             rebalances: Counter::default(),
+            offset_gaps: Family::default(),
+            offset_gap_records: Family::default(),
             lag_partitions: Mutex::default(),
             registry: Registry::default(),
         };
@@ -159,6 +170,16 @@ impl StageMetrics {
                     "Partition assignments received from the consumer group (one per rebalance this process took part in)",
                     metrics.rebalances.clone(),
                 );
+                registry.register(
+                    "offset_gaps",
+                    "Jumps in the offsets delivered from an input partition, by likely reason: transaction_marker, aborted_transaction, compaction, seek, unknown",
+                    metrics.offset_gaps.clone(),
+                );
+                registry.register(
+                    "offset_gap_records",
+                    "Offsets skipped over by those jumps, by likely reason",
+                    metrics.offset_gap_records.clone(),
+                );
             }
         }
         StageMetrics {
@@ -188,6 +209,19 @@ impl StageMetrics {
                 kind: kind.to_string(),
             })
             .inc_by(n);
+    }
+
+    /// A jump over `skipped` offsets of `topic[partition]`, for `reason`.
+    pub fn offset_gap(&self, topic: &str, partition: i32, reason: &str, skipped: u64) {
+        let labels = GapLabels {
+            topic: topic.to_string(),
+            partition: partition.to_string(),
+            reason: reason.to_string(),
+        };
+        self.offset_gaps.get_or_create(&labels).inc();
+        self.offset_gap_records
+            .get_or_create(&labels)
+            .inc_by(skipped);
     }
 
     /// A failed record was skipped.

@@ -15,8 +15,19 @@ pub fn render(snapshot: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>9} {:>8}  LIBRARY",
-        "STAGE", "#", "PID", "ROLE", "STATE", "PLUGIN", "SHA256", "IN", "OUT", "LAG", "RESTARTS",
+        "{:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>9} {:>5} {:>8}  LIBRARY",
+        "STAGE",
+        "#",
+        "PID",
+        "ROLE",
+        "STATE",
+        "PLUGIN",
+        "SHA256",
+        "IN",
+        "OUT",
+        "LAG",
+        "GAPS",
+        "RESTARTS",
     );
     for stage in snapshot["stages"].as_array().into_iter().flatten() {
         let name = stage["name"].as_str().unwrap_or("?");
@@ -41,7 +52,7 @@ pub fn render(snapshot: &Value) -> String {
             let sha = p["sha256"].as_str().unwrap_or("");
             let _ = writeln!(
                 out,
-                "{name:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>9} {:>8}  {}",
+                "{name:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>9} {:>5} {:>8}  {}",
                 p["replica"].to_string(),
                 p["pid"]
                     .as_u64()
@@ -57,6 +68,7 @@ pub fn render(snapshot: &Value) -> String {
                     .as_u64()
                     .map(|v| v.to_string())
                     .unwrap_or("-".into()),
+                p["offset_gaps"].as_u64().unwrap_or(0).to_string(),
                 p["restarts"].to_string(),
                 p["plugin"].as_str().unwrap_or("?"),
             );

@@ -103,6 +103,8 @@ pub struct Counters {
     pub dead_lettered: u64,
     /// Consumer lag summed over its partitions, when known.
     pub lag: Option<u64>,
+    /// Jumps in the input's offsets that are not transaction markers.
+    pub offset_gaps: u64,
 }
 
 /// One stage process (across its restarts).
@@ -565,6 +567,7 @@ impl Supervisor {
                         skipped,
                         dead_lettered,
                         lag,
+                        offset_gaps,
                     } => {
                         proc.counters = Counters {
                             records_in,
@@ -572,6 +575,7 @@ impl Supervisor {
                             skipped,
                             dead_lettered,
                             lag,
+                            offset_gaps,
                         }
                     }
                     StatusEvent::Draining => proc.state = ProcState::Draining,
@@ -743,6 +747,7 @@ impl Supervisor {
                             "skipped": p.counters.skipped,
                             "dead_lettered": p.counters.dead_lettered,
                             "lag": p.counters.lag,
+                            "offset_gaps": p.counters.offset_gaps,
                             "metrics_addr": p.metrics_port.map(|port| self.metrics_addr(port)),
                             "restarts": p.restarts,
                             "last_exit": p.last_exit,

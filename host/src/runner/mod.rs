@@ -2,7 +2,9 @@
 //! poll → produce loop of a source ([`source`]).
 
 pub mod checkpoint;
+pub mod continuity;
 pub mod delivery;
+mod gaps;
 pub mod liveness;
 pub mod source;
 pub mod stage;
@@ -34,6 +36,9 @@ pub enum RunError {
     /// The cluster refused: an ACL denies what the stage must do, or its credentials fail.
     #[error("{0}")]
     Refused(String),
+    /// The input's offsets jumped, under `--on-offset-gap fail`.
+    #[error("{0}")]
+    OffsetGap(String),
     /// The consumer consumed nothing with records waiting, also after rejoining its group.
     #[error("consumer stalled, stopping the stage: {0}")]
     Stalled(String),
@@ -50,6 +55,9 @@ pub struct Stats {
     pub skipped: u64,
     /// Records written to the dead-letter topic.
     pub dead_lettered: u64,
+    /// Jumps in the input's offsets that are not transaction markers (see
+    /// [`continuity`]).
+    pub offset_gaps: u64,
 }
 
 /// Logs progress at most every `every`.

@@ -5,15 +5,17 @@
 //! deliveries are in flight. Commits advance over a prefix of fully acknowledged batches only,
 //! so a crash at any point re-reads records rather than losing them (at-least-once).
 
+use super::continuity::ContinuityAudit;
 use super::delivery::{self, Ack, AckingProducer};
+use super::gaps::GapAuditor;
 use super::liveness::{Liveness, LivenessAction, LivenessLimits};
 use super::transaction::{Outcome, TransactionDriver};
 use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
 use crate::breaker::CircuitBreaker;
-use crate::client_events::{refusal_of, ClientEvents};
+use crate::client_events::{refusal_of, ClientEvents, EventsContext};
 use crate::framing;
 use crate::observe::{lag, Observer};
-use crate::policy::ErrorPolicy;
+use crate::policy::{ErrorPolicy, OffsetGapPolicy};
 use crate::registry::Registry;
 use crate::settings::{Connection, CONSUMER_DEFAULTS};
 use crate::shutdown::Shutdown;
@@ -25,10 +27,11 @@ use plugin_api::host::{
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::Producer;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Most records per plugin call, unless `--batch-size` says otherwise.
@@ -73,6 +76,10 @@ pub struct StageOptions {
     pub transactional_id: Option<String>,
     /// When to warn about a missing assignment, and when a consumer counts as stalled.
     pub liveness: LivenessLimits,
+    /// What a jump in the input's offsets does.
+    pub on_offset_gap: OffsetGapPolicy,
+    /// Whether the input topic is compacted (gaps there are expected).
+    pub input_compacted: bool,
 }
 
 /// What the consumer's rebalance callback tells the loop: the size of the assignment after
@@ -91,6 +98,7 @@ struct StageConsumerContext {
     input_topic: String,
     watch: Arc<AssignmentWatch>,
     events: Arc<ClientEvents>,
+    audit: Arc<Mutex<ContinuityAudit>>,
 }
 
 impl ClientContext for StageConsumerContext {
@@ -105,10 +113,11 @@ impl ClientContext for StageConsumerContext {
 }
 
 impl ConsumerContext for StageConsumerContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
+                self.audit_assignment(consumer, tpl);
                 // Start-up is over once the loop polls; an assignment, even an empty one, makes
                 // the process a member of its group.
                 self.observer.health.set_ready();
@@ -120,6 +129,10 @@ impl ConsumerContext for StageConsumerContext {
                 tracing::info!(partitions = %describe(tpl), "partitions revoked");
                 let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 self.observer.forget_lag(&self.input_topic, &revoked);
+                let mut audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+                for partition in revoked {
+                    audit.revoked(partition);
+                }
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
@@ -135,6 +148,28 @@ impl ConsumerContext for StageConsumerContext {
             Rebalance::Assign(_) => self.observer.metrics.assigned(assigned),
             Rebalance::Revoke(_) => self.observer.metrics.revoked(assigned),
             Rebalance::Error(_) => {}
+        }
+    }
+}
+
+impl StageConsumerContext {
+    /// Tells the continuity audit where each newly assigned partition should start: the
+    /// group's committed offset, so a jump at the very first record is seen too.
+    fn audit_assignment(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let committed = consumer
+            .committed_offsets(tpl.clone(), Duration::from_secs(5))
+            .map_err(|e| tracing::debug!(error = %e, "committed offsets for the audit"))
+            .ok();
+        let mut audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+        for element in tpl.elements() {
+            let start = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(element.topic(), element.partition()))
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            audit.assigned(element.partition(), start);
         }
     }
 }
@@ -203,6 +238,14 @@ pub struct StageRunner<'a> {
     reset_offset: Offset,
     watch: Arc<AssignmentWatch>,
     consumer_events: Arc<ClientEvents>,
+    gaps: GapAuditor,
+    /// Per partition, the highest offset handed to a commit (in flight or committed).
+    committing: BTreeMap<i32, i64>,
+    /// A client of its own for asking the broker about the input (high watermarks), made on
+    /// first use: the consumer's own connection to the partition leader may be the thing
+    /// that is stuck.
+    side_client: Option<BaseConsumer<EventsContext>>,
+    side_client_config: rdkafka::ClientConfig,
 }
 
 impl<'a> StageRunner<'a> {
@@ -223,11 +266,19 @@ impl<'a> StageRunner<'a> {
         }
         let watch = Arc::new(AssignmentWatch::default());
         let consumer_events = Arc::new(ClientEvents::default());
+        let audit = Arc::new(Mutex::new(ContinuityAudit::new(options.input_compacted)));
+        let gaps = GapAuditor::new(
+            Arc::clone(&audit),
+            &options.input_topic,
+            options.on_offset_gap,
+            conn.client_config(&[]),
+        );
         let context = StageConsumerContext {
             observer: Arc::clone(&observer),
             input_topic: options.input_topic.clone(),
             watch: Arc::clone(&watch),
             events: Arc::clone(&consumer_events),
+            audit,
         };
         let reset_offset = match consumer_config.get("auto.offset.reset") {
             Some("latest" | "largest" | "end") => Offset::End,
@@ -259,6 +310,10 @@ impl<'a> StageRunner<'a> {
             reset_offset,
             watch,
             consumer_events,
+            gaps,
+            committing: BTreeMap::new(),
+            side_client: None,
+            side_client_config: conn.client_config(&[("group.id", "stage-host-watermarks")]),
         })
     }
 
@@ -313,7 +368,9 @@ impl<'a> StageRunner<'a> {
                 &mut next_offsets,
             )?;
             liveness.consumed(positions.len(), Instant::now());
+            self.stats.offset_gaps = self.gaps.unexpected;
             if positions.is_empty() {
+                self.commit_past_skipped_records()?;
                 self.commit_acknowledged(CommitMode::Async)?;
                 // Idle: lag may still change (the last commit, new records upstream).
                 crate::status_report::counters(&self.stats, self.observer.lag.total());
@@ -391,9 +448,11 @@ impl<'a> StageRunner<'a> {
                     self.rewind_to_committed()?;
                     continue;
                 }
+                self.committing.extend(&next_offsets);
             }
             self.count_batch(produced, &routed, first_consumed_at);
             if !transactional {
+                self.committing.extend(&next_offsets);
                 self.in_flight.push_back(InFlight { ack, next_offsets });
                 self.wait_for_window()?;
                 self.commit_acknowledged(CommitMode::Async)?;
@@ -500,27 +559,48 @@ impl<'a> StageRunner<'a> {
     /// partitions: the high watermark asked of the broker (one small request per partition,
     /// made only after the stall timeout without a record), against `position`, which
     /// librdkafka moves past transaction markers too. `None` when the broker does not answer.
-    fn records_waiting(&self) -> Option<u64> {
+    fn records_waiting(&mut self) -> Option<u64> {
         let timeout = Duration::from_secs(5);
-        let positions = self.consumer.position().ok()?;
+        if self.side_client.is_none() {
+            self.side_client = self
+                .side_client_config
+                .create_with_context(EventsContext::default())
+                .map_err(
+                    |e| tracing::warn!(error = %e, "cannot create a client to read watermarks"),
+                )
+                .ok();
+        }
+        let side = self.side_client.as_ref()?;
+        let unanswered = |what: &str, e: rdkafka::error::KafkaError| {
+            tracing::info!(error = %e, "stall check: no answer to {what}");
+        };
+        let positions = self
+            .consumer
+            .position()
+            .map_err(|e| unanswered("the position", e))
+            .ok()?;
         // A partition that has delivered nothing yet has no position; it starts at the
-        // group's committed offset (none committed: no basis to count, so count nothing).
+        // group's committed offset, or with none committed where `auto.offset.reset` says:
+        // the log's start (earliest), or its end (latest: nothing waits by definition).
         let starts = self
             .consumer
             .committed_offsets(positions.clone(), timeout)
+            .map_err(|e| unanswered("the committed offsets", e))
             .ok()?;
         let mut waiting = 0;
         for (element, start) in positions.elements().iter().zip(starts.elements()) {
-            let position = match (element.offset(), start.offset()) {
-                (Offset::Offset(o), _) | (_, Offset::Offset(o)) => o,
-                _ => continue,
-            };
-            let (_, high) = self
-                .consumer
+            let (low, high) = side
                 .fetch_watermarks(element.topic(), element.partition(), timeout)
+                .map_err(|e| unanswered("the watermarks", e))
                 .ok()?;
+            let position = match (element.offset(), start.offset(), self.reset_offset) {
+                (Offset::Offset(o), _, _) | (_, Offset::Offset(o), _) => o,
+                (_, _, Offset::Beginning) => low,
+                _ => high,
+            };
             waiting += (high - position).max(0) as u64;
         }
+        tracing::debug!(waiting, "stall check");
         Some(waiting)
     }
 
@@ -590,6 +670,9 @@ impl<'a> StageRunner<'a> {
                             self.describe_read_refusal(&e.to_string()),
                         ));
                     }
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) {
+                        self.gaps.offset_reset();
+                    }
                     tracing::warn!(error = %e, "consumer error");
                     break;
                 }
@@ -602,6 +685,8 @@ impl<'a> StageRunner<'a> {
                 offset: message.offset(),
                 timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
             };
+            self.gaps
+                .observe(position.partition, position.offset, &self.observer)?;
             let consumed_index = positions.len();
             positions.push(position);
             next_offsets.insert(position.partition, position.offset + 1);
@@ -742,6 +827,53 @@ impl<'a> StageRunner<'a> {
         .map_err(|e| RunError::Kafka(format!("producing to dead-letter topic {topic}: {e}")))
     }
 
+    /// While idle: commits the consumer's position where it passed records it never delivers
+    /// (transaction markers, aborted data) after the last record the stage handled. Committing
+    /// only "last record + 1" would leave the group one marker short of the end of every
+    /// transactional partition for ever: a lag of 1 that never clears. Idle means every
+    /// record delivered so far is in a batch already handed to a commit, so the position is
+    /// safe to commit behind those (at-least-once: after them in the window; exactly-once: in
+    /// a transaction of its own with no records).
+    fn commit_past_skipped_records(&mut self) -> Result<(), RunError> {
+        let Ok(positions) = self.consumer.position() else {
+            return Ok(());
+        };
+        let mut beyond = BTreeMap::new();
+        for element in positions.elements() {
+            if let (Offset::Offset(position), Some(&committing)) =
+                (element.offset(), self.committing.get(&element.partition()))
+            {
+                if position > committing {
+                    beyond.insert(element.partition(), position);
+                }
+            }
+        }
+        if beyond.is_empty() {
+            return Ok(());
+        }
+        if self.options.transactional_id.is_some() {
+            let offsets = self.offsets_list(&beyond)?;
+            let group = self
+                .consumer
+                .group_metadata()
+                .ok_or_else(|| RunError::Kafka("the consumer has no group metadata".into()))?;
+            let driver =
+                TransactionDriver::new(&self.producer, self.options.flush_timeout, &self.shutdown);
+            driver.begin()?;
+            if driver.commit(Some((&offsets, &group)))? == Outcome::Aborted {
+                return self.rewind_to_committed();
+            }
+        } else {
+            // An acknowledgement with nothing pending: done as soon as the batches before it.
+            self.in_flight.push_back(InFlight {
+                ack: Arc::new(Ack::default()),
+                next_offsets: beyond.clone(),
+            });
+        }
+        self.committing.extend(beyond);
+        Ok(())
+    }
+
     /// After an aborted transaction: moves every assigned partition back to the group's
     /// committed offset (or where `auto.offset.reset` starts), so the aborted batch and
     /// whatever was fetched after it are read again. Continuing from the consumer's position
@@ -757,17 +889,25 @@ impl<'a> StageRunner<'a> {
                 .and_then(|assigned| self.consumer.committed_offsets(assigned, timeout))
                 .and_then(|committed| {
                     let mut targets = TopicPartitionList::new();
+                    let mut audit = self.gaps.audit.lock().unwrap_or_else(|e| e.into_inner());
                     for element in committed.elements() {
                         let offset = match element.offset() {
                             Offset::Offset(o) => Offset::Offset(o),
                             _ => self.reset_offset,
                         };
+                        // The audit expects the next record where the rewind lands.
+                        let expected = match offset {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        };
+                        audit.seeked(element.partition(), expected);
                         targets.add_partition_offset(
                             element.topic(),
                             element.partition(),
                             offset,
                         )?;
                     }
+                    drop(audit);
                     self.consumer.seek_partitions(targets, timeout)
                 });
             match rewound {
