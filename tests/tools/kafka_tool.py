@@ -5,6 +5,7 @@ agreeing with itself.
 
     kafka_tool.py produce-avro  --topic T --schema FILE --count N [--key-prefix postid_] [--start 0]
                                 [--poison-at 7,17]                  (raw b"poison" at those indices)
+                                [--transaction commit|abort]        (all in one transaction)
     kafka_tool.py serialize     --topic T --schema FILE --count N [--start 0]   (framed values, hex)
     kafka_tool.py produce-raw   --topic T --key K --value-hex HEX
     kafka_tool.py consume-avro  --topic T --count N [--timeout 60]      (JSON lines on stdout;
@@ -40,7 +41,13 @@ def produce_avro(args: argparse.Namespace) -> None:
     with open(args.schema) as f:
         schema = f.read()
     serializer = AvroSerializer(registry, schema)
-    producer = Producer({"bootstrap.servers": BOOTSTRAP})
+    config = {"bootstrap.servers": BOOTSTRAP}
+    if args.transaction:
+        config["transactional.id"] = f"kafka-tool-{uuid.uuid4().hex}"
+    producer = Producer(config)
+    if args.transaction:
+        producer.init_transactions(30)
+        producer.begin_transaction()
     ctx = SerializationContext(args.topic, MessageField.VALUE)
     poison = {int(i) for i in args.poison_at.split(",") if i}
     for i in range(args.start, args.start + args.count):
@@ -50,6 +57,11 @@ def produce_avro(args: argparse.Namespace) -> None:
         producer.produce(args.topic, key=postid.encode(), value=payload)
         if i % 1000 == 0:
             producer.poll(0)
+    if args.transaction == "commit":
+        producer.commit_transaction(30)
+    elif args.transaction == "abort":
+        producer.flush(30)  # the records are written, then aborted
+        producer.abort_transaction(30)
     remaining = producer.flush(30)
     if remaining:
         sys.exit(f"{remaining} records were not delivered")
@@ -158,6 +170,7 @@ def main() -> None:
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--key-prefix", default="postid_")
     p.add_argument("--poison-at", default="")
+    p.add_argument("--transaction", choices=["commit", "abort"])
     p.set_defaults(run=produce_avro)
     p = sub.add_parser("serialize")
     p.add_argument("--topic", required=True)

@@ -8,7 +8,7 @@
 //! - **aborted transaction data**: a `read_committed` consumer skips it;
 //! - **compaction**: a compacted topic no longer holds the older records of a key;
 //! - **a seek or an offset reset**: the client moved its position (after `Offset out of range`,
-//!   `auto.offset.reset` applies);
+//!   e.g. when retention deleted records the group had not read, `auto.offset.reset` applies);
 //! - **unknown**: records the broker holds but never delivered, with no marker among them.
 //!   That is a record lost in silence if the stage then commits past it.
 //!
@@ -99,6 +99,9 @@ pub struct Probe {
     pub records: Vec<i64>,
     /// Whether the probe read up to the gap's end (else it gave up early).
     pub complete: bool,
+    /// The partition's log start offset when probed: offsets below it were deleted
+    /// (retention, `DeleteRecords`), and a consumer that had them to read was reset past them.
+    pub log_start: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -199,6 +202,9 @@ impl ContinuityAudit {
                 GapReason::Unknown
             };
         };
+        if probe.log_start.is_some_and(|start| gap.from < start) {
+            return GapReason::Seek;
+        }
         let present = probe
             .records
             .iter()
@@ -281,6 +287,7 @@ mod tests {
         let probe = Probe {
             records: vec![4042, 4043, 4044, 4045],
             complete: true,
+            log_start: None,
         };
         assert!(audit.needs_probe(&g));
         assert_eq!(audit.classify(&g, Some(&probe)), GapReason::Unknown);
@@ -295,6 +302,7 @@ mod tests {
         let probe = Probe {
             records: vec![],
             complete: true,
+            log_start: None,
         };
         assert_eq!(
             audit.classify(&marker, Some(&probe)),
@@ -315,6 +323,7 @@ mod tests {
         let probe = Probe {
             records: (10..60).collect(),
             complete: true,
+            log_start: None,
         };
         assert_eq!(
             audit.classify(&g, Some(&probe)),
@@ -329,6 +338,7 @@ mod tests {
         let partial = Probe {
             records: vec![10, 11],
             complete: false,
+            log_start: None,
         };
         assert_eq!(audit.classify(&g, Some(&partial)), GapReason::Unknown);
         assert_eq!(audit.classify(&g, None), GapReason::Unknown);
@@ -347,6 +357,18 @@ mod tests {
         assert_eq!(audit.classify(&g, None), GapReason::Seek);
         // The reset explains one gap, not the next.
         assert_eq!(audit.classify(&g, None), GapReason::Unknown);
+    }
+
+    #[test]
+    fn offsets_below_the_log_start_were_deleted_and_the_consumer_was_reset_past_them() {
+        let mut audit = ContinuityAudit::new(false);
+        let g = gap(0, 10, 50);
+        let probe = Probe {
+            records: vec![],
+            complete: true,
+            log_start: Some(50),
+        };
+        assert_eq!(audit.classify(&g, Some(&probe)), GapReason::Seek);
     }
 
     #[test]

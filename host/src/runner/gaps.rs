@@ -43,7 +43,9 @@ impl GapAuditor {
             // A group is needed for an assigned partition; nothing is committed or joined.
             .set("group.id", "stage-host-gap-probe")
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // Never jump: a probe that starts below the log start must say so, not read on.
+            .set("auto.offset.reset", "error");
         GapAuditor {
             audit,
             topic: topic.to_string(),
@@ -127,13 +129,26 @@ impl GapAuditor {
             }
         }
         let consumer = self.probe.as_ref()?;
+        let log_start = consumer
+            .fetch_watermarks(&self.topic, gap.partition, PROBE_TIMEOUT)
+            .ok()
+            .map(|(low, _)| low);
+        if log_start.is_some_and(|start| gap.from < start) {
+            return Some(Probe {
+                log_start,
+                ..Probe::default()
+            });
+        }
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, gap.partition, Offset::Offset(gap.from))
             .ok()?;
         consumer.assign(&tpl).ok()?;
         let end = gap.to.min(gap.from + PROBE_MAX_OFFSETS);
         let deadline = Instant::now() + PROBE_TIMEOUT;
-        let mut probe = Probe::default();
+        let mut probe = Probe {
+            log_start,
+            ..Probe::default()
+        };
         while Instant::now() < deadline {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
@@ -162,7 +177,9 @@ fn describe(reason: GapReason) -> &'static str {
             "records of an aborted transaction (skipped by read_committed)"
         }
         GapReason::Compaction => "compaction (the topic is compacted)",
-        GapReason::Seek => "an offset reset by the client (auto.offset.reset) or a seek",
+        GapReason::Seek => {
+            "an offset reset (auto.offset.reset, e.g. after retention deleted unread records) or a seek"
+        }
         GapReason::Unknown => {
             "unknown: the broker holds records there that were not delivered, with no transaction marker among them"
         }
