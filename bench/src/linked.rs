@@ -29,7 +29,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
     let instance = StageInstance::linked::<StageTwo>(&serde_json::json!({}))
         .map_err(|e| anyhow::anyhow!("constructing stage-two: {e}"))?;
     let registry = Registry::new(&conn.schema_registry_url, None)?;
-    topics::ensure_topic(conn, &spec.output_topic)?;
+    topics::ensure_topic(conn, &spec.output_topic, &Shutdown::default())?;
     let value_schema_id = registry.register(
         &format!("{}-value", spec.output_topic.name),
         &spec.output_value_schema,

@@ -59,7 +59,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
                 &producer,
                 &args.output_topic,
                 message.key(),
-                message.payload().unwrap_or_default(),
+                message.payload(),
                 None,
                 &ack,
             )?;

@@ -86,8 +86,15 @@ pub fn preload(cluster: &mut Cluster, topic: &str, records: u64) -> Result<Prelo
         let key = format!("postid_{i}");
         maker.value(&key, &mut value)?;
         bytes += (key.len() + value.len()) as u64;
-        delivery::send(&producer, topic, Some(key.as_bytes()), &value, None, &ack)
-            .context("preloading")?;
+        delivery::send(
+            &producer,
+            topic,
+            Some(key.as_bytes()),
+            Some(&value),
+            None,
+            &ack,
+        )
+        .context("preloading")?;
     }
     producer
         .flush(Duration::from_secs(120))

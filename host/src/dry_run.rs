@@ -10,7 +10,7 @@ use plugin_api::{StageKind, StageSpec, PLUGIN_API_VERSION};
 use serde_json::{json, Value};
 
 /// Checks the output schemas of `spec` against the registry and prints one JSON line with
-/// the outcome. An incompatible schema is [`HostError::Plugin`].
+/// the outcome. An incompatible schema is the registry's refusal (exit 5), as in a real run.
 pub fn check_and_report(conn: &Connection, spec: &StageSpec) -> Result<(), HostError> {
     let mut schemas = vec![check_subject(
         conn,
@@ -85,9 +85,11 @@ fn check_subject(conn: &Connection, subject: &str, schema: &str) -> Result<Value
     if body["is_compatible"].as_bool() == Some(true) {
         Ok(json!({ "subject": subject, "compatible": true, "registered": true }))
     } else {
-        Err(HostError::Plugin(format!(
-            "the output schema is not compatible with the latest version of {subject}: {}",
-            body.get("messages").cloned().unwrap_or(body.clone())
-        )))
+        Err(HostError::Registry(
+            crate::registry::RegistryError::Refused(format!(
+                "the output schema is not compatible with the latest version of {subject}: {}",
+                body.get("messages").cloned().unwrap_or(body.clone())
+            )),
+        ))
     }
 }

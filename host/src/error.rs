@@ -7,6 +7,8 @@ use crate::topics::TopicError;
 
 /// Exit code when a run ends with an error.
 pub mod exit_code {
+    /// Stopped by a signal (after draining, or during start-up before consuming anything).
+    pub const STOPPED: i32 = 0;
     /// A record failed under the `fail` policy, or Kafka could not deliver.
     pub const RUN_FAILED: i32 = 1;
     /// Bad arguments or configuration.
@@ -55,6 +57,11 @@ pub enum HostError {
 }
 
 impl HostError {
+    /// Whether the process ended because it was asked to stop, not because something failed.
+    pub fn is_stop(&self) -> bool {
+        matches!(self, HostError::Topic(TopicError::Stopped))
+    }
+
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -62,6 +69,7 @@ impl HostError {
             HostError::Plugin(_) => exit_code::BAD_PLUGIN,
             HostError::Topic(TopicError::Unreachable { .. }) => exit_code::UNREACHABLE,
             HostError::Topic(TopicError::Missing { .. }) => exit_code::UNREACHABLE,
+            HostError::Topic(TopicError::Stopped) => exit_code::STOPPED,
             HostError::Topic(TopicError::Refused(_)) => exit_code::REFUSED,
             HostError::Registry(e) if e.is_transient() => exit_code::UNREACHABLE,
             HostError::Registry(_) => exit_code::REFUSED,

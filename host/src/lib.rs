@@ -26,4 +26,5 @@ pub mod start;
 pub mod status_report;
 pub mod topics;
 pub mod trust;
+pub mod validate;
 pub mod watchdog;

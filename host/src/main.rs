@@ -28,6 +28,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_stop() => {
+            tracing::info!("{e}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // One line, naming the cause; the code tells a supervisor what kind of failure.
             tracing::error!("{e}");
@@ -38,7 +42,9 @@ fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("STAGE_HOST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+        // apache_avro warns about one-member unions, which the Python library's schemas (and
+        // so this repository's) use throughout: noise, not a problem.
+        .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn,apache_avro=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

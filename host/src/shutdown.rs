@@ -9,10 +9,14 @@ use std::sync::Arc;
 pub struct Shutdown(Arc<AtomicBool>);
 
 impl Shutdown {
-    /// A flag set by SIGINT or SIGTERM.
+    /// A flag set by SIGINT or SIGTERM. A second signal, while the first one's drain is
+    /// still running (a flush waiting for a broker that is gone, say), ends the process at
+    /// once with exit code 1: nothing past the last commit is committed, so nothing is lost.
     pub fn on_signals() -> std::io::Result<Self> {
         let flag = Shutdown::default();
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // Registered first, so it sees the flag as the earlier signals left it.
+            signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&flag.0))?;
             signal_hook::flag::register(signal, Arc::clone(&flag.0))?;
         }
         Ok(flag)

@@ -32,10 +32,8 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
             .map_err(|e| HostError::Config(format!("--config-json: {e}")))?,
         (None, None) => serde_json::json!({}),
     };
+    crate::validate::run_args(args).map_err(HostError::Config)?;
     status_report::init(args.status_fd);
-    if args.batch_size == 0 {
-        return Err(HostError::Config("--batch-size must be at least 1".into()));
-    }
     // Bound before anything slow, so a taken port fails the start at once; served once the
     // plugin is known (the metrics name it).
     let metrics_endpoint = match (&args.metrics_addr, args.dry_run) {
@@ -51,6 +49,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
         spec.output_topic.name = topic.clone();
     }
     tracing::info!(plugin = %path.display(), stage = %spec.name, version = %spec.version, "plugin loaded");
+    check_effective_names(args, &spec)?;
     let observer = Arc::new(Observer::new(spec.kind, &spec.name, &spec.version));
     if let Some(bound) = metrics_endpoint {
         server::serve(bound, Arc::clone(&observer))
@@ -79,7 +78,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
         return Ok(Stats::default());
     }
 
-    if topics::ensure_topic(conn, &spec.output_topic)? {
+    if topics::ensure_topic(conn, &spec.output_topic, shutdown)? {
         tracing::info!(topic = %spec.output_topic.name, "created output topic");
     }
     let value_schema_id = registry.register(
@@ -109,7 +108,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
                     partitions: 1,
                     replication_factor: spec.output_topic.replication_factor,
                 };
-                topics::ensure_topic_with_config(conn, &topic, CHECKPOINT_TOPIC_CONFIG)?;
+                topics::ensure_topic_with_config(conn, &topic, CHECKPOINT_TOPIC_CONFIG, shutdown)?;
             }
             report_ready(&spec);
             let options = SourceOptions {
@@ -154,7 +153,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
                     partitions: 1,
                     replication_factor: spec.output_topic.replication_factor,
                 };
-                topics::ensure_topic(conn, &dlq)?;
+                topics::ensure_topic(conn, &dlq, shutdown)?;
             }
             topics::wait_for_topic(
                 conn,
@@ -202,6 +201,35 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
             Ok(stats)
         }
     }
+}
+
+/// The topic and group names the run will use, with the plugin's declarations filled in,
+/// checked before anything is created: a stage must not create a topic it cannot use.
+fn check_effective_names(args: &RunArgs, spec: &plugin_api::StageSpec) -> Result<(), HostError> {
+    let declared = |what: &str, name: &str| {
+        crate::validate::topic_name(name)
+            .map_err(|e| HostError::Config(format!("the {what} (declared by the plugin): {e}")))
+    };
+    declared("output topic", &spec.output_topic.name)?;
+    if spec.kind == StageKind::Stage {
+        if args.input_topic.is_none() {
+            if let Some(input) = &spec.input_topic {
+                declared("input topic", input)?;
+            }
+        }
+        if args.group_id.is_none() && spec.group_id.as_deref().is_some_and(str::is_empty) {
+            return Err(HostError::Config(
+                "the plugin declares an empty consumer group; give --group-id".into(),
+            ));
+        }
+        if args.on_error == ErrorPolicy::DeadLetter && args.dead_letter_topic.is_none() {
+            declared(
+                "dead-letter topic",
+                &format!("{}.dlq", spec.output_topic.name),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The transactional id in exactly-once mode (see [`process_identity`]).

@@ -3,6 +3,7 @@
 
 use crate::client_events::EventsContext;
 use crate::settings::Connection;
+use crate::shutdown::Shutdown;
 use plugin_api::TopicSpec;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
@@ -23,6 +24,9 @@ pub enum TopicError {
     /// The broker or REST Proxy refused.
     #[error("{0}")]
     Refused(String),
+    /// A stop signal arrived while waiting for the broker or a topic: nothing was consumed.
+    #[error("stopped by a signal during start-up, before anything was consumed")]
+    Stopped,
     /// Waited for a topic that did not appear.
     #[error("input topic {topic} does not exist (waited {waited_secs} s); start the stage that produces it, or create it")]
     Missing {
@@ -38,7 +42,7 @@ pub enum TopicError {
 /// Asks in one-second slices until the connect timeout, so that a failure no retry heals (a
 /// wrong password, a CA that did not sign the broker's certificate) ends the wait at once,
 /// and an unreachable broker is reported with what librdkafka saw, not a generic timeout.
-pub fn topic_exists(conn: &Connection, topic: &str) -> Result<bool, TopicError> {
+pub fn topic_exists(conn: &Connection, topic: &str, stop: &Shutdown) -> Result<bool, TopicError> {
     let events = EventsContext::default();
     // A metadata request for a missing topic must not create it with the broker's defaults.
     let producer: BaseProducer<EventsContext> = conn
@@ -63,6 +67,9 @@ pub fn topic_exists(conn: &Connection, topic: &str) -> Result<bool, TopicError> 
                 if let Some(refused) = events.0.refusal() {
                     return Err(unreachable(refused.message));
                 }
+                if stop.requested() {
+                    return Err(TopicError::Stopped);
+                }
                 if Instant::now() >= deadline {
                     let seen = events.0.last().map(|l| l.message).unwrap_or_default();
                     return Err(unreachable(if seen.is_empty() {
@@ -81,8 +88,12 @@ pub fn topic_exists(conn: &Connection, topic: &str) -> Result<bool, TopicError> 
 }
 
 /// Creates the topic if it does not exist yet.
-pub fn ensure_topic(conn: &Connection, spec: &TopicSpec) -> Result<bool, TopicError> {
-    ensure_topic_with_config(conn, spec, &[])
+pub fn ensure_topic(
+    conn: &Connection,
+    spec: &TopicSpec,
+    stop: &Shutdown,
+) -> Result<bool, TopicError> {
+    ensure_topic_with_config(conn, spec, &[], stop)
 }
 
 /// Creates the topic with the topic settings `config` (e.g. `cleanup.policy=compact`) if it
@@ -91,8 +102,9 @@ pub fn ensure_topic_with_config(
     conn: &Connection,
     spec: &TopicSpec,
     config: &[(&str, &str)],
+    stop: &Shutdown,
 ) -> Result<bool, TopicError> {
-    if topic_exists(conn, &spec.name)? {
+    if topic_exists(conn, &spec.name, stop)? {
         return Ok(false);
     }
     match &conn.rest_proxy_url {
@@ -181,15 +193,18 @@ pub fn wait_for_topic(
     conn: &Connection,
     topic: &str,
     timeout: Duration,
-    stop: &crate::shutdown::Shutdown,
+    stop: &Shutdown,
 ) -> Result<(), TopicError> {
     let start = Instant::now();
     let mut logged = false;
     loop {
-        if topic_exists(conn, topic)? {
+        if topic_exists(conn, topic, stop)? {
             return Ok(());
         }
-        if start.elapsed() >= timeout || stop.requested() {
+        if stop.requested() {
+            return Err(TopicError::Stopped);
+        }
+        if start.elapsed() >= timeout {
             return Err(TopicError::Missing {
                 topic: topic.to_string(),
                 waited_secs: start.elapsed().as_secs(),
@@ -227,8 +242,17 @@ pub mod rest {
             .expect("a reqwest client with a timeout builds")
     }
 
+    /// A request that got no answer is an unreachable proxy (exit 4); an answer that refuses
+    /// is the cluster's refusal (exit 5).
     fn unreachable(url: &str, e: reqwest::Error) -> TopicError {
-        TopicError::Refused(format!("Kafka REST Proxy at {url} failed: {e}"))
+        if e.is_connect() || e.is_timeout() || e.is_request() {
+            TopicError::Unreachable {
+                servers: format!("Kafka REST Proxy {url}"),
+                message: crate::error::one_line(&e),
+            }
+        } else {
+            TopicError::Refused(format!("Kafka REST Proxy at {url} failed: {e}"))
+        }
     }
 
     /// The ids of the clusters the proxy serves.

@@ -23,18 +23,12 @@ pub fn check_plugin_file(path: &Path, sha256_pin: Option<&str>) -> Result<(), St
             meta.permissions().mode() & 0o777
         ));
     }
-    let dir = std::fs::canonicalize(path)
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf));
-    if let Some(dir) = dir {
-        if let Ok(dir_meta) = std::fs::metadata(&dir) {
-            if dir_meta.permissions().mode() & GROUP_OR_OTHER_WRITE != 0 {
-                return refuse(format!(
-                    "its directory {} is writable by others (mode {:o}), so the file could be replaced",
-                    dir.display(),
-                    dir_meta.permissions().mode() & 0o7777
-                ));
-            }
+    // Every directory that leads to the file, through a symlink or not: whoever can rename
+    // an entry in any of them can put another file in the plugin's place (the rule ssh's
+    // StrictModes and sudo apply).
+    for dir in directories_leading_to(path) {
+        if let Some(why) = replaceable_through(&dir) {
+            return refuse(why);
         }
     }
     if let Some(pin) = sha256_pin {
@@ -45,6 +39,52 @@ pub fn check_plugin_file(path: &Path, sha256_pin: Option<&str>) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// The directories a path goes through: every ancestor of the file it resolves to, and every
+/// ancestor of the (symlink's) own directory, from the root down, without repeats.
+fn directories_leading_to(path: &Path) -> Vec<std::path::PathBuf> {
+    let mut dirs = Vec::new();
+    let mut add_ancestors = |p: &Path| {
+        let mut chain: Vec<std::path::PathBuf> = p.ancestors().map(Path::to_path_buf).collect();
+        chain.reverse();
+        for dir in chain {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    };
+    if let Some(resolved) = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        add_ancestors(&resolved);
+    }
+    let own_dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(own_dir) = std::fs::canonicalize(own_dir) {
+        add_ancestors(&own_dir);
+    }
+    dirs
+}
+
+/// Why `dir` lets others replace what is in it, if it does: writable by group or others,
+/// unless it is a sticky directory owned by root (like /tmp, where only an entry's owner may
+/// rename or remove it).
+fn replaceable_through(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok()?;
+    let mode = meta.mode();
+    let sticky_root = mode & 0o1000 != 0 && meta.uid() == 0;
+    (mode & GROUP_OR_OTHER_WRITE != 0 && !sticky_root).then(|| {
+        format!(
+            "the directory {} on its path is writable by others (mode {:o}), so the file could be replaced",
+            dir.display(),
+            mode & 0o7777
+        )
+    })
 }
 
 /// The hex sha256 of a file.
@@ -85,8 +125,50 @@ mod tests {
         set_mode(dir.path(), 0o777);
         assert!(check_plugin_file(&file, None)
             .unwrap_err()
-            .contains("its directory"));
+            .contains("writable by others (mode 777)"));
         set_mode(dir.path(), 0o755);
+    }
+
+    #[test]
+    fn refuses_a_plugin_below_a_directory_others_can_write() {
+        // A 0755 directory inside a 0777 one: the outer one lets anyone rename the inner.
+        let outer = tempfile::tempdir().unwrap();
+        let inner = outer.path().join("plugins");
+        std::fs::create_dir(&inner).unwrap();
+        set_mode(&inner, 0o755);
+        let file = inner.join("libx.so");
+        std::fs::write(&file, b"x").unwrap();
+        set_mode(&file, 0o644);
+        set_mode(outer.path(), 0o777);
+        let refused = check_plugin_file(&file, None).unwrap_err();
+        assert!(
+            refused.contains(&outer.path().display().to_string()),
+            "{refused}"
+        );
+        // Sticky and owned by root, like /tmp: others cannot rename what they do not own.
+        set_mode(outer.path(), 0o1777);
+        let sticky_root = std::fs::metadata(outer.path())
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap();
+        assert_eq!(check_plugin_file(&file, None).is_ok(), sticky_root);
+    }
+
+    #[test]
+    fn refuses_a_symlink_in_a_directory_others_can_write() {
+        let safe = tempfile::tempdir().unwrap();
+        set_mode(safe.path(), 0o755);
+        let file = safe.path().join("libx.so");
+        std::fs::write(&file, b"x").unwrap();
+        set_mode(&file, 0o644);
+        let open = tempfile::tempdir().unwrap();
+        let link = open.path().join("libx.so");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        set_mode(open.path(), 0o755);
+        assert_eq!(check_plugin_file(&link, None), Ok(()));
+        set_mode(open.path(), 0o777);
+        assert!(check_plugin_file(&link, None)
+            .unwrap_err()
+            .contains(&open.path().display().to_string()));
     }
 
     #[test]

@@ -162,15 +162,51 @@ impl StageInstance {
     }
 
     /// Runs the stage over `batch`. `out` is cleared first. Per-record failures are in
-    /// `out`; an `Err` means the whole call failed.
+    /// `out`; an `Err` means the whole call failed, also when what the plugin wrote into
+    /// `out` does not fit `batch` (see [`check_output`]).
     pub fn process(
         &mut self,
         batch: &InputBatchBuilder,
         out: &mut OutputBuffer,
     ) -> Result<(), CallError> {
         out.clear();
-        into_result(self.0.process(batch.as_abi(), out))
+        into_result(self.0.process(batch.as_abi(), out))?;
+        check_output(out, batch.len())
     }
+}
+
+/// Checks that every output and failure a plugin wrote refers to an input record of the
+/// batch (`inputs` of them; a source's outputs all refer to index 0) and to bytes inside the
+/// buffer. The host reads the buffer by these numbers, so a plugin that breaks the contract
+/// (by a bug, or built by hand against the ABI) is refused with an error instead of making
+/// the host index out of bounds.
+pub fn check_output(out: &OutputBuffer, inputs: usize) -> Result<(), CallError> {
+    let bytes = out.bytes.len();
+    let fits = |span: &crate::abi::Span| span.start as usize + span.len as usize <= bytes;
+    for (n, record) in out.records.iter().enumerate() {
+        let index = record.input_index as usize;
+        if index >= inputs.max(1) {
+            return Err(CallError(format!(
+                "the plugin returned output {n} for input record {index} of a batch of {inputs}"
+            )));
+        }
+        if !fits(&record.value) || (record.key_kind == OutputKey::Given && !fits(&record.key)) {
+            return Err(CallError(format!(
+                "the plugin returned output {n} with bytes outside its buffer"
+            )));
+        }
+    }
+    if let Some(failure) = out
+        .failures
+        .iter()
+        .find(|f| f.input_index as usize >= inputs)
+    {
+        return Err(CallError(format!(
+            "the plugin reported a failure of input record {} of a batch of {inputs}",
+            failure.input_index
+        )));
+    }
+    Ok(())
 }
 
 /// A constructed source stage.
@@ -180,7 +216,9 @@ impl SourceInstance {
     /// Asks the source for at most `max` records. `out` is cleared first.
     pub fn poll(&mut self, max: u32, out: &mut OutputBuffer) -> Result<SourceStatus, CallError> {
         out.clear();
-        into_result(self.0.poll(max, out))
+        let status = into_result(self.0.poll(max, out))?;
+        check_output(out, 1)?;
+        Ok(status)
     }
 
     /// The source's checkpoint after its last poll (`None`: it keeps none).

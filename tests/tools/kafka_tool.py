@@ -7,7 +7,7 @@ agreeing with itself.
                                 [--poison-at 7,17]                  (raw b"poison" at those indices)
                                 [--transaction commit|abort]        (all in one transaction)
     kafka_tool.py serialize     --topic T --schema FILE --count N [--start 0]   (framed values, hex)
-    kafka_tool.py produce-raw   --topic T --key K --value-hex HEX
+    kafka_tool.py produce-raw   --topic T --key K (--value-hex HEX | --tombstone)
     kafka_tool.py consume-avro  --topic T --count N [--timeout 60]      (JSON lines on stdout;
                                 --count 0: all, until nothing new for --idle seconds)
     kafka_tool.py consume-raw   --topic T --count N [--timeout 60]      (key, value hex, headers)
@@ -79,7 +79,8 @@ def serialize(args: argparse.Namespace) -> None:
 
 def produce_raw(args: argparse.Namespace) -> None:
     producer = Producer({"bootstrap.servers": BOOTSTRAP})
-    producer.produce(args.topic, key=args.key.encode(), value=bytes.fromhex(args.value_hex))
+    value = None if args.tombstone else bytes.fromhex(args.value_hex)
+    producer.produce(args.topic, key=args.key.encode(), value=value)
     if producer.flush(30):
         sys.exit("record was not delivered")
 
@@ -181,7 +182,8 @@ def main() -> None:
     p = sub.add_parser("produce-raw")
     p.add_argument("--topic", required=True)
     p.add_argument("--key", required=True)
-    p.add_argument("--value-hex", required=True)
+    p.add_argument("--value-hex")
+    p.add_argument("--tombstone", action="store_true")
     p.set_defaults(run=produce_raw)
     p = sub.add_parser("consume-avro")
     p.add_argument("--topic", required=True)

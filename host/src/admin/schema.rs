@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 #[command(group(ArgGroup::new("target").required(true).args(["topic", "subject"])))]
 pub struct Subject {
     /// The topic whose value schema this is (subject `<topic>-value`).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::validate::topic_arg)]
     pub topic: Option<String>,
     /// The subject, given whole.
     #[arg(long)]

@@ -220,21 +220,10 @@ fn print_topics(topics: &[TopicInfo], json: bool) {
     }
 }
 
-/// Kafka's own rule for topic names, checked here so a bad name is a clear argument error
-/// (exit 2) rather than whatever the broker answers.
+/// Kafka's own rule for topic names (see [`crate::validate::topic_name`]), as an argument
+/// error (exit 2) rather than whatever the broker answers.
 pub fn validate_name(topic: &str) -> Result<(), HostError> {
-    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." {
-        return Err(HostError::Config(format!(
-            "invalid topic name `{topic}`: it must have 1 to 249 characters and not be `.` or `..`"
-        )));
-    }
-    if let Some(c) = topic.chars().find(|c| !legal(*c)) {
-        return Err(HostError::Config(format!(
-            "invalid topic name `{topic}`: `{c}` is not allowed (use ASCII letters, digits, `.`, `_`, `-`)"
-        )));
-    }
-    Ok(())
+    crate::validate::topic_name(topic).map_err(HostError::Config)
 }
 
 /// The operations both back ends offer.

@@ -6,6 +6,8 @@
 //! # run_dir = "/run/example"  # default: .run/<name> beside this file
 //! metrics_port = 9300         # optional: each process serves /metrics and /health/* (below)
 //! # metrics_host = "0.0.0.0"  # default 127.0.0.1
+//! # max_replicas = 64         # the most processes one stage may ask for
+//! # allow_cycles = false      # a stage reading what a later stage writes is refused
 //!
 //! [[stage]]                   # stages start in file order, source first
 //! name = "one"
@@ -75,6 +77,18 @@ struct RawPipeline {
     swap: SwapSettings,
     metrics_port: Option<u16>,
     metrics_host: Option<String>,
+    #[serde(default = "default_max_replicas")]
+    max_replicas: u32,
+    #[serde(default)]
+    allow_cycles: bool,
+}
+
+/// The most replicas a stage may have unless `[pipeline] max_replicas` says otherwise: each is
+/// a process (with its own Kafka clients), and more than the input's partitions sit idle.
+pub const DEFAULT_MAX_REPLICAS: u32 = 64;
+
+fn default_max_replicas() -> u32 {
+    DEFAULT_MAX_REPLICAS
 }
 
 /// How a hot swap judges a new library.
@@ -182,6 +196,8 @@ pub struct Pipeline {
     pub metrics: MetricsPorts,
     /// Stages in start order.
     pub stages: Vec<StageDef>,
+    /// Whether stages may form a cycle (`[pipeline] allow_cycles`).
+    pub allow_cycles: bool,
 }
 
 /// The pipeline-wide metrics settings: the base port of the first stage's block and the host
@@ -287,6 +303,12 @@ impl Pipeline {
                     stage.name
                 )));
             }
+            if stage.replicas > raw.pipeline.max_replicas {
+                return Err(invalid(format!(
+                    "stage {}: {} replicas is more than max_replicas ({}); a stage needs no more replicas than its input topic has partitions (raise [pipeline] max_replicas if you mean it)",
+                    stage.name, stage.replicas, raw.pipeline.max_replicas
+                )));
+            }
             if !stage.config.is_object() {
                 return Err(invalid(format!(
                     "stage {}: config must be a table",
@@ -312,6 +334,20 @@ impl Pipeline {
                 .unwrap_or_else(|| "127.0.0.1".to_string()),
         };
         metrics.check(&stages).map_err(invalid)?;
+        if !raw.pipeline.allow_cycles {
+            // The topics the file names; the supervisor checks again with the plugins' own.
+            let flows: Vec<Flow<'_>> = stages
+                .iter()
+                .map(|s| Flow {
+                    stage: &s.name,
+                    input: s.input_topic.as_deref(),
+                    output: s.output_topic.as_deref(),
+                })
+                .collect();
+            if let Some(cycle) = find_cycle(&flows) {
+                return Err(invalid(cycle));
+            }
+        }
         Ok(Pipeline {
             path: path.to_path_buf(),
             name: raw.pipeline.name,
@@ -320,6 +356,7 @@ impl Pipeline {
             swap: raw.pipeline.swap,
             metrics,
             stages,
+            allow_cycles: raw.pipeline.allow_cycles,
         })
     }
 
@@ -332,6 +369,65 @@ impl Pipeline {
     pub fn stage(&self, name: &str) -> Option<&StageDef> {
         self.stages.iter().find(|s| s.name == name)
     }
+}
+
+/// Where one stage reads and writes, as far as known.
+#[derive(Debug, Clone, Copy)]
+pub struct Flow<'a> {
+    /// The stage's name.
+    pub stage: &'a str,
+    /// The topic it reads (`None`: a source, or not known).
+    pub input: Option<&'a str>,
+    /// The topic it writes (`None`: not known).
+    pub output: Option<&'a str>,
+}
+
+/// A cycle among the stages (a stage reads what it, or a stage it feeds, writes), described
+/// in one line naming the stages and topics; `None` if there is none. Records in a cycle are
+/// processed again and again for ever.
+pub fn find_cycle(flows: &[Flow<'_>]) -> Option<String> {
+    // Stage i feeds stage j when i's output is j's input.
+    let feeds = |i: usize, j: usize| flows[i].output.is_some() && flows[i].output == flows[j].input;
+    // Depth-first search from each stage, following feeds, for a path back to it.
+    for start in 0..flows.len() {
+        let mut path = vec![start];
+        let mut next = vec![0usize];
+        while let Some(candidate) = next.last_mut() {
+            let at = *path.last().expect("path and next grow together");
+            if *candidate >= flows.len() {
+                path.pop();
+                next.pop();
+                continue;
+            }
+            let j = *candidate;
+            *candidate += 1;
+            if !feeds(at, j) {
+                continue;
+            }
+            if j == start {
+                let steps: Vec<String> = path
+                    .iter()
+                    .map(|&i| {
+                        format!(
+                            "{} writes {}",
+                            flows[i].stage,
+                            flows[i].output.unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                return Some(format!(
+                    "stages form a cycle: {}, which {} reads; records would go round for ever (set allow_cycles = true in [pipeline] if that is meant)",
+                    steps.join(", which "),
+                    flows[start].stage
+                ));
+            }
+            if !path.contains(&j) {
+                path.push(j);
+                next.push(0);
+            }
+        }
+    }
+    None
 }
 
 /// Removes `.` and `..` components without touching the file system (the library may not
@@ -484,5 +580,62 @@ mod tests {
             bad("[pipeline]\nname = \"p\"\n[[stage]]\nname=\"x\"\nplugin=\"x\"\nbogus=1")
                 .contains("bogus")
         );
+    }
+
+    #[test]
+    fn cycles_are_found_and_named_with_their_topics() {
+        let flow = |stage, input, output| Flow {
+            stage,
+            input,
+            output,
+        };
+        let line = vec![
+            flow("one", None, Some("a")),
+            flow("two", Some("a"), Some("b")),
+            flow("three", Some("b"), Some("c")),
+        ];
+        assert_eq!(find_cycle(&line), None);
+        let pair = vec![
+            flow("x", Some("t1"), Some("t2")),
+            flow("y", Some("t2"), Some("t1")),
+        ];
+        let cycle = find_cycle(&pair).expect("a cycle");
+        assert!(
+            cycle.contains("x writes t2, which y writes t1, which x reads"),
+            "{cycle}"
+        );
+        let own = vec![flow("loop", Some("t"), Some("t"))];
+        assert!(find_cycle(&own).expect("a cycle").contains("loop writes t"));
+        let unknown = vec![flow("x", None, None), flow("y", None, None)];
+        assert_eq!(find_cycle(&unknown), None);
+    }
+
+    #[test]
+    fn a_cycle_or_too_many_replicas_is_refused_when_the_file_is_read() {
+        let file = |extra: &str, replicas: u32| {
+            format!(
+                "[pipeline]\nname = \"p\"\n{extra}\n[[stage]]\nname = \"a\"\nplugin = \"a.so\"\ninput_topic = \"x\"\noutput_topic = \"y\"\nreplicas = {replicas}\n[[stage]]\nname = \"b\"\nplugin = \"b.so\"\ninput_topic = \"y\"\noutput_topic = \"x\"\n"
+            )
+        };
+        let err = Pipeline::parse(Path::new("p.toml"), &file("", 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stages form a cycle: a writes y, which b writes x, which a reads"),
+            "{err}"
+        );
+        assert!(Pipeline::parse(Path::new("p.toml"), &file("allow_cycles = true", 1)).is_ok());
+        let err = Pipeline::parse(Path::new("p.toml"), &file("allow_cycles = true", 1000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("1000 replicas is more than max_replicas (64)"),
+            "{err}"
+        );
+        assert!(Pipeline::parse(
+            Path::new("p.toml"),
+            &file("allow_cycles = true\nmax_replicas = 1000", 1000)
+        )
+        .is_ok());
     }
 }

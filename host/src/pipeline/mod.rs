@@ -90,9 +90,15 @@ pub enum PipelineError {
         /// Why.
         reason: String,
     },
-    /// A stage could not start.
-    #[error("{0}")]
-    StartFailed(String),
+    /// A stage could not start; `code` is the exit code the pipeline ends with: the stage
+    /// process's own (2 bad config, 3 bad plugin, 5 refused by the cluster).
+    #[error("{reason}")]
+    StartFailed {
+        /// Why, in one line.
+        reason: String,
+        /// The exit code.
+        code: i32,
+    },
     /// The supervisor refused or a swap rolled back.
     #[error("{0}")]
     Refused(String),
@@ -112,7 +118,7 @@ impl PipelineError {
             PipelineError::File(_) | PipelineError::Usage(_) | PipelineError::AlreadyRunning(_) => {
                 exit_code::BAD_CONFIG
             }
-            PipelineError::StartFailed(_) => exit_code::BAD_PLUGIN,
+            PipelineError::StartFailed { code, .. } => *code,
             PipelineError::NotRunning { .. } => exit_code::UNREACHABLE,
             PipelineError::Refused(_) | PipelineError::Io(_) => exit_code::RUN_FAILED,
         }

@@ -228,7 +228,8 @@ pub struct Supervisor {
     reload: Arc<AtomicBool>,
     deferred: VecDeque<Envelope>,
     stopping: bool,
-    start_failure: Option<String>,
+    /// Why the start failed, and the exit code of the stage process that failed it.
+    start_failure: Option<(String, i32)>,
 }
 
 impl Supervisor {
@@ -282,7 +283,7 @@ impl Supervisor {
 
     /// Starts the stages, serves until a stop signal or request, then stops them in order.
     pub fn run(mut self) -> Result<(), PipelineError> {
-        let started = self.start_all();
+        let started = self.preflight().and_then(|()| self.start_all());
         if started.is_ok() {
             tracing::info!(pipeline = %self.pipeline.name, socket = %self.pipeline.socket_path().display(), "pipeline running");
             self.serve();
@@ -294,6 +295,54 @@ impl Supervisor {
             tracing::info!(pipeline = %self.pipeline.name, "pipeline stopped");
         }
         started
+    }
+
+    /// Before any process starts: every stage's library loads (checked in a child process by
+    /// `stage-host inspect`, which also applies the file checks), and, with the topics the
+    /// plugins declare filled in, the stages form no cycle. A pipeline whose third stage cannot
+    /// start must not have started its source first.
+    fn preflight(&mut self) -> Result<(), PipelineError> {
+        let mut declared = Vec::new();
+        for def in self.stages.clone() {
+            let inspect = vec![
+                "inspect".to_string(),
+                "--json".to_string(),
+                def.plugin.display().to_string(),
+            ];
+            let spec: Value = self
+                .run_check(&inspect)
+                .and_then(|out| serde_json::from_str(&out).map_err(|e| e.to_string()))
+                .map_err(|e| PipelineError::StartFailed {
+                    reason: format!("stage {}: {e}", def.name),
+                    code: crate::error::exit_code::BAD_PLUGIN,
+                })?;
+            let input = def
+                .input_topic
+                .clone()
+                .or_else(|| spec["input_topic"].as_str().map(str::to_string));
+            let output = def
+                .output_topic
+                .clone()
+                .or_else(|| spec["output_topic"]["name"].as_str().map(str::to_string));
+            declared.push((def.name.clone(), input, output));
+        }
+        if !self.pipeline.allow_cycles {
+            let flows: Vec<super::file::Flow<'_>> = declared
+                .iter()
+                .map(|(stage, input, output)| super::file::Flow {
+                    stage,
+                    input: input.as_deref(),
+                    output: output.as_deref(),
+                })
+                .collect();
+            if let Some(cycle) = super::file::find_cycle(&flows) {
+                return Err(PipelineError::Usage(format!(
+                    "pipeline file {}: {cycle}",
+                    self.pipeline.path.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn start_all(&mut self) -> Result<(), PipelineError> {
@@ -310,8 +359,8 @@ impl Supervisor {
                         .filter(|p| p.stage == index)
                         .all(|p| matches!(p.state, ProcState::Ready | ProcState::Finished))
             });
-            if let Some(reason) = self.start_failure.take() {
-                return Err(PipelineError::StartFailed(reason));
+            if let Some((reason, code)) = self.start_failure.take() {
+                return Err(PipelineError::StartFailed { reason, code });
             }
             if self.stop_requested() {
                 return Ok(());
@@ -586,6 +635,12 @@ impl Supervisor {
                 Request::Status => {
                     let _ = envelope.reply.send(self.snapshot());
                 }
+                // A stop is answered at once too: a start that cannot finish (a stage in a
+                // restart loop) must not keep `pipeline stop` waiting.
+                Request::Stop => {
+                    self.stop.store(true, Ordering::Relaxed);
+                    let _ = envelope.reply.send(json!({"ok": true, "stopping": true}));
+                }
                 _ => self.deferred.push_back(envelope),
             },
         }
@@ -636,7 +691,11 @@ impl Supervisor {
         if proc.state == ProcState::Starting
             && matches!(
                 status.code(),
-                Some(crate::error::exit_code::BAD_CONFIG | crate::error::exit_code::BAD_PLUGIN)
+                Some(
+                    crate::error::exit_code::BAD_CONFIG
+                        | crate::error::exit_code::BAD_PLUGIN
+                        | crate::error::exit_code::REFUSED
+                )
             )
             && !self
                 .procs
@@ -647,11 +706,15 @@ impl Supervisor {
             && proc.role == Role::Serving
             && self.is_starting(proc.stage)
         {
-            // A bad file or library at start-up: a restart will not fix it.
-            self.start_failure = Some(format!(
-                "stage {name} failed to start ({}){}",
-                describe(status),
-                last_error_line(&proc.log)
+            // A bad file or library, or the cluster's refusal (an incompatible schema, an ACL),
+            // at start-up: a restart will not fix it.
+            self.start_failure = Some((
+                format!(
+                    "stage {name} failed to start ({}){}",
+                    describe(status),
+                    last_error_line(&proc.log)
+                ),
+                status.code().unwrap_or(crate::error::exit_code::BAD_PLUGIN),
             ));
         }
         proc.state = ProcState::Crashed;

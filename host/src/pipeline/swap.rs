@@ -210,7 +210,7 @@ impl Supervisor {
     }
 
     /// Runs `stage-host <args>`, pumping events meanwhile; its stdout, or its last error line.
-    fn run_check(&mut self, args: &[String]) -> Result<String, String> {
+    pub(super) fn run_check(&mut self, args: &[String]) -> Result<String, String> {
         let mut child = Command::new(&self.exe)
             .args(args)
             .env("STAGE_HOST_LOG_FORMAT", "text")

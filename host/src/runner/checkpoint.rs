@@ -101,7 +101,7 @@ impl CheckpointStore {
             producer,
             &self.topic,
             Some(self.key.as_bytes()),
-            checkpoint.as_bytes(),
+            Some(checkpoint.as_bytes()),
             None,
             ack,
         )

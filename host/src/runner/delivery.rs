@@ -23,13 +23,23 @@ pub struct Ack {
 pub struct DeliveryError {
     /// The topic it was for.
     pub topic: String,
+    /// The input record it carries, `topic[partition]@offset`, when the record says (a
+    /// dead-lettered record does, in its `stage.source.*` headers).
+    pub source: Option<String>,
     /// Why.
     pub error: KafkaError,
 }
 
 impl std::fmt::Display for DeliveryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "delivery to {} failed: {}", self.topic, self.error)
+        match &self.source {
+            Some(source) => write!(
+                f,
+                "delivery of {source} to {} failed: {}",
+                self.topic, self.error
+            ),
+            None => write!(f, "delivery to {} failed: {}", self.topic, self.error),
+        }
     }
 }
 
@@ -86,6 +96,7 @@ impl ProducerContext for DeliveryContext {
             if first.is_none() {
                 *first = Some(DeliveryError {
                     topic: message.topic().to_string(),
+                    source: source_of(message),
                     error: error.clone(),
                 });
             }
@@ -94,21 +105,43 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// `topic[partition]@offset` from a dead-lettered record's `stage.source.*` headers.
+fn source_of(message: &impl Message) -> Option<String> {
+    use rdkafka::message::Headers;
+    let headers = message.headers()?;
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    Some(format!(
+        "{}[{}]@{}",
+        header("stage.source.topic")?,
+        header("stage.source.partition")?,
+        header("stage.source.offset")?
+    ))
+}
+
 /// The producer type the runners use.
 pub type AckingProducer = ThreadedProducer<DeliveryContext>;
 
 /// Sends one record, counted against `ack`. Waits while librdkafka's queue is full instead of
-/// failing: back-pressure, not data loss.
+/// failing: back-pressure, not data loss. A `None` payload is a tombstone (a null value).
 pub fn send(
     producer: &AckingProducer,
     topic: &str,
     key: Option<&[u8]>,
-    payload: &[u8],
+    payload: Option<&[u8]>,
     headers: Option<rdkafka::message::OwnedHeaders>,
     ack: &Arc<Ack>,
 ) -> Result<(), KafkaError> {
     ack.pending.fetch_add(1, Ordering::AcqRel);
-    let mut record = BaseRecord::with_opaque_to(topic, Arc::clone(ack)).payload(payload);
+    let mut record = BaseRecord::with_opaque_to(topic, Arc::clone(ack));
+    if let Some(payload) = payload {
+        record = record.payload(payload);
+    }
     if let Some(key) = key {
         record = record.key(key);
     }

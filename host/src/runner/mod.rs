@@ -117,7 +117,7 @@ impl OutputTopic {
             }
             (key, _) => key,
         };
-        delivery::send(producer, &self.topic, key, &scratch.value, None, ack)
+        delivery::send(producer, &self.topic, key, Some(&scratch.value), None, ack)
             .map_err(|e| RunError::Kafka(format!("producing to {}: {e}", self.topic)))
     }
 }

@@ -353,6 +353,9 @@ impl<'a> StageRunner<'a> {
         while !self.shutdown.requested() {
             self.check_refusals()?;
             self.watch_liveness(&mut liveness, &mut seen_generation)?;
+            // Every per-batch buffer starts empty: a batch whose records all failed before the
+            // plugin call must not read the previous batch's outputs.
+            out.clear();
             batch.clear();
             plugin_to_consumed.clear();
             positions.clear();
@@ -657,13 +660,21 @@ impl<'a> StageRunner<'a> {
         let keep_originals = self.options.policy == ErrorPolicy::DeadLetter;
         let mut deadline: Option<Instant> = None;
         let mut first_at: Option<Instant> = None;
+        // Polls wait at most this long each, so a stop signal is seen within it whatever
+        // --batch-wait-ms says.
+        const POLL_SLICE: Duration = Duration::from_millis(100);
         while positions.len() < self.options.batch_size && !self.shutdown.requested() {
             let timeout = match deadline {
-                None => Duration::from_millis(100),
-                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => POLL_SLICE,
+                Some(d) => match d.saturating_duration_since(Instant::now()) {
+                    left if left.is_zero() => break,
+                    left => left.min(POLL_SLICE),
+                },
             };
             let message = match self.consumer.poll(timeout) {
-                None => break,
+                // Idle with nothing in hand: give the loop its turn (commits, guards).
+                None if deadline.is_none() => break,
+                None => continue,
                 Some(Err(e)) => {
                     if e.rdkafka_error_code().and_then(refusal_of).is_some() {
                         return Err(RunError::Refused(
@@ -703,7 +714,14 @@ impl<'a> StageRunner<'a> {
                 kind,
                 message,
             };
-            let (schema_id, datum) = match framing::strip(message.payload().unwrap_or_default()) {
+            let Some(payload) = message.payload() else {
+                failed.push(fail(
+                    "decode",
+                    "the record is a tombstone (null value); a stage reads Avro values".into(),
+                ));
+                continue;
+            };
+            let (schema_id, datum) = match framing::strip(payload) {
                 Ok(parts) => parts,
                 Err(e) => {
                     failed.push(fail("decode", e.to_string()));
@@ -820,11 +838,17 @@ impl<'a> StageRunner<'a> {
             &self.producer,
             topic,
             original.key.as_deref(),
-            original.value.as_deref().unwrap_or_default(),
+            // A tombstone stays a tombstone: the original, as it was.
+            original.value.as_deref(),
             Some(headers),
             ack,
         )
-        .map_err(|e| RunError::Kafka(format!("producing to dead-letter topic {topic}: {e}")))
+        .map_err(|e| {
+            RunError::Kafka(format!(
+                "dead-lettering {}[{}]@{} to {topic} failed: {e}",
+                self.options.input_topic, failure.position.partition, failure.position.offset
+            ))
+        })
     }
 
     /// While idle: commits the consumer's position where it passed records it never delivers
