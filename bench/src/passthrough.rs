@@ -8,20 +8,15 @@ use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use stage_host::runner::ack_window::AckWindow;
 use stage_host::runner::delivery::{self, Ack, AckingProducer, DeliveryContext};
 use stage_host::settings::{Connection, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
 use stage_host::shutdown::Shutdown;
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Batches whose outputs may be in flight at once, as the host runs.
 const MAX_IN_FLIGHT_BATCHES: usize = 8;
-
-struct InFlight {
-    ack: Arc<Ack>,
-    next_offsets: BTreeMap<i32, i64>,
-}
 
 /// Runs the passthrough until SIGTERM.
 pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<()> {
@@ -33,11 +28,11 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
         .client_config(PRODUCER_DEFAULTS)
         .create_with_context(DeliveryContext::default())
         .context("producer")?;
-    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut in_flight: AckWindow<BTreeMap<i32, i64>> = AckWindow::default();
     let batch_wait = Duration::from_millis(args.batch_wait_ms);
     let mut records = 0u64;
     while !shutdown.requested() {
-        let ack = Arc::new(Ack::default());
+        let ack = Ack::pending(0);
         let mut next_offsets = BTreeMap::new();
         let mut taken = 0;
         let mut deadline: Option<Instant> = None;
@@ -68,7 +63,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
         }
         records += taken as u64;
         if taken > 0 {
-            in_flight.push_back(InFlight { ack, next_offsets });
+            in_flight.push(ack, next_offsets);
         }
         while in_flight.len() > MAX_IN_FLIGHT_BATCHES {
             commit_acknowledged(
@@ -103,19 +98,13 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
 fn commit_acknowledged(
     consumer: &BaseConsumer,
     topic: &str,
-    in_flight: &mut VecDeque<InFlight>,
+    in_flight: &mut AckWindow<BTreeMap<i32, i64>>,
     mode: CommitMode,
 ) -> Result<()> {
     let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
-    while let Some(front) = in_flight.front() {
-        if !front.ack.done() {
-            break;
-        }
-        if let Some(error) = front.ack.error() {
-            anyhow::bail!("{error}");
-        }
-        offsets.extend(in_flight.pop_front().expect("front exists").next_offsets);
-    }
+    in_flight
+        .release_acknowledged(|done| offsets.extend(done))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if offsets.is_empty() {
         return Ok(());
     }

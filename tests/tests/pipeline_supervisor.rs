@@ -309,11 +309,11 @@ fn swap_to_a_broken_library_rolls_back_and_the_old_version_keeps_serving() {
     );
 }
 
-/// Hot swap at about 5,000 records/s: prints the longest gap in the output around the swap,
-/// records lost and duplicates. `cargo test -p e2e-tests -- --ignored swap_measurement
-/// --nocapture`
+/// Hot swap at about 5,000 records/s, as a benchmark-style check: it fails only on a lost
+/// record, and prints the longest gap in the output around the swap and the duplicates
+/// (`cargo test -p e2e-tests --test pipeline_supervisor swap_measurement -- --nocapture`).
+/// Timings are not asserted: this machine is shared and noisy.
 #[test]
-#[ignore = "a measurement, not a check: run it on purpose"]
 fn swap_measurement() {
     if !cluster_available() {
         return;

@@ -44,6 +44,16 @@ impl std::fmt::Display for DeliveryError {
 }
 
 impl DeliveryError {
+    /// A failure to deliver to `topic` (the error is librdkafka's "message timed out").
+    #[cfg(test)]
+    pub(crate) fn for_test(topic: &str) -> DeliveryError {
+        DeliveryError {
+            topic: topic.to_string(),
+            source: None,
+            error: KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+        }
+    }
+
     /// The run error it ends the stage with: a refusal (an ACL) is the cluster's answer
     /// (exit 5), anything else a failed run.
     pub fn into_run_error(self) -> super::RunError {
@@ -64,6 +74,25 @@ impl DeliveryError {
 }
 
 impl Ack {
+    /// An acknowledgement with `n` deliveries already pending (sends count themselves; this
+    /// is for outcomes decided elsewhere, and for tests).
+    pub fn pending(n: usize) -> Arc<Ack> {
+        let ack = Ack::default();
+        ack.pending.store(n, Ordering::Release);
+        Arc::new(ack)
+    }
+
+    /// One delivery was reported, failed with `error` or not. The first error is kept.
+    pub fn acknowledge(&self, error: Option<DeliveryError>) {
+        if let Some(error) = error {
+            let mut first = self.error.lock().expect("ack lock");
+            if first.is_none() {
+                *first = Some(error);
+            }
+        }
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
     /// Whether every delivery of the batch has been reported.
     pub fn done(&self) -> bool {
         self.pending.load(Ordering::Acquire) == 0
@@ -91,17 +120,11 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Arc<Ack>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<Ack>) {
-        if let Err((error, message)) = result {
-            let mut first = ack.error.lock().expect("ack lock");
-            if first.is_none() {
-                *first = Some(DeliveryError {
-                    topic: message.topic().to_string(),
-                    source: source_of(message),
-                    error: error.clone(),
-                });
-            }
-        }
-        ack.pending.fetch_sub(1, Ordering::AcqRel);
+        ack.acknowledge(result.as_ref().err().map(|(error, message)| DeliveryError {
+            topic: message.topic().to_string(),
+            source: source_of(message),
+            error: error.clone(),
+        }));
     }
 }
 

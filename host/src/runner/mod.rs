@@ -1,11 +1,18 @@
 //! Running one stage: the consume → plugin → produce → commit loop ([`stage`]) and the
 //! poll → produce loop of a source ([`source`]).
 
+pub mod ack_window;
+pub mod batch;
+#[cfg(test)]
+mod batch_properties;
 pub mod checkpoint;
+mod consumer;
 pub mod continuity;
 pub mod delivery;
+pub mod failures;
 mod gaps;
 pub mod liveness;
+mod schemas;
 pub mod source;
 pub mod stage;
 mod transaction;

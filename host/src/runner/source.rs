@@ -1,6 +1,7 @@
 //! The source loop: poll the plugin, produce what it emits, stop cleanly on a signal or when
 //! the source says it is finished.
 
+use super::ack_window::AckWindow;
 use super::checkpoint::CheckpointStore;
 use super::delivery::{self, Ack, AckingProducer};
 use super::transaction::{Outcome, TransactionDriver};
@@ -12,7 +13,6 @@ use crate::shutdown::Shutdown;
 use crate::watchdog::Watchdog;
 use plugin_api::abi::OutputBuffer;
 use plugin_api::host::{OutputBufferExt, SourceInstance, SourceStatus};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ pub fn run_source(
     let mut scratch = OutputScratch::default();
     let mut progress = ProgressLog::new(Duration::from_secs(10));
     // Each poll's acknowledgement, with the checkpoint that holds once it is complete.
-    let mut acks: VecDeque<(Arc<Ack>, Option<String>)> = VecDeque::new();
+    let mut acks: AckWindow<Option<String>> = AckWindow::default();
     // Read after the producer exists: under exactly-once, creating it fenced a predecessor with
     // the same id and aborted its open transaction, so the last committed checkpoint is final.
     if let Some(store) = &options.checkpoints {
@@ -107,7 +107,7 @@ pub fn run_source(
                 output.send(&producer, &mut scratch, record.key, record.value, &ack)?;
                 stats.records_out += 1;
             }
-            acks.push_back((ack, checkpoint));
+            acks.push(ack, checkpoint);
         }
         observer
             .metrics
@@ -167,7 +167,7 @@ fn send_checkpoint(
     store: Option<&CheckpointStore>,
     durable: Option<String>,
     last_sent: &mut Option<String>,
-    acks: &mut VecDeque<(Arc<Ack>, Option<String>)>,
+    acks: &mut AckWindow<Option<String>>,
 ) -> Result<(), RunError> {
     let (Some(store), Some(checkpoint)) = (store, durable) else {
         return Ok(());
@@ -177,7 +177,7 @@ fn send_checkpoint(
     }
     let ack = Arc::new(Ack::default());
     store.send(producer, &checkpoint, &ack)?;
-    acks.push_back((ack, None));
+    acks.push(ack, None);
     *last_sent = Some(checkpoint);
     Ok(())
 }
@@ -210,18 +210,13 @@ fn produce_in_transaction(
 
 /// Drops acknowledged polls; fails on the first delivery error. Returns the checkpoint of the
 /// last poll dropped that had one: everything up to it is in Kafka.
-fn check_acks(acks: &mut VecDeque<(Arc<Ack>, Option<String>)>) -> Result<Option<String>, RunError> {
+fn check_acks(acks: &mut AckWindow<Option<String>>) -> Result<Option<String>, RunError> {
     let mut durable = None;
-    while let Some((front, _)) = acks.front() {
-        if !front.done() {
-            break;
+    acks.release_acknowledged(|checkpoint| {
+        if checkpoint.is_some() {
+            durable = checkpoint;
         }
-        if let Some(error) = front.error() {
-            return Err(error.into_run_error());
-        }
-        if let Some((_, Some(checkpoint))) = acks.pop_front() {
-            durable = Some(checkpoint);
-        }
-    }
+    })
+    .map_err(|e| e.into_run_error())?;
     Ok(durable)
 }
