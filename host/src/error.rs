@@ -1,6 +1,7 @@
 //! Errors that end a `stage-host` process, each with its exit code, so a supervisor can tell a
 //! bad deployment (which a restart will not fix) from a crash (which it may).
 
+use crate::protocol::FailureKind;
 use crate::registry::RegistryError;
 use crate::runner::RunError;
 use crate::topics::TopicError;
@@ -62,22 +63,35 @@ impl HostError {
         matches!(self, HostError::Topic(TopicError::Stopped))
     }
 
+    /// What kind of failure this is: it decides the exit code, and a supervisor reads it in
+    /// the process's `failed` status line.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            HostError::Config(_) => FailureKind::Config,
+            HostError::Plugin(_) | HostError::Run(RunError::Plugin(_)) => FailureKind::Plugin,
+            HostError::Topic(TopicError::Unreachable { .. } | TopicError::Missing { .. }) => {
+                FailureKind::Unreachable
+            }
+            HostError::Registry(e) if e.is_transient() => FailureKind::Unreachable,
+            HostError::Topic(TopicError::Refused(_))
+            | HostError::Registry(_)
+            | HostError::Run(RunError::Refused(_)) => FailureKind::Refused,
+            HostError::Run(RunError::RecordFailed(_) | RunError::CircuitOpen(_))
+            | HostError::RecordsFailed(_) => FailureKind::Record,
+            // Stopping is not a failure; its code is 0 (see `exit_code`).
+            HostError::Topic(TopicError::Stopped) | HostError::Run(_) => FailureKind::Run,
+            HostError::Pipeline(e) => {
+                FailureKind::from_exit_code(e.exit_code()).unwrap_or(FailureKind::Run)
+            }
+        }
+    }
+
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            HostError::Config(_) => exit_code::BAD_CONFIG,
-            HostError::Plugin(_) => exit_code::BAD_PLUGIN,
-            HostError::Topic(TopicError::Unreachable { .. }) => exit_code::UNREACHABLE,
-            HostError::Topic(TopicError::Missing { .. }) => exit_code::UNREACHABLE,
             HostError::Topic(TopicError::Stopped) => exit_code::STOPPED,
-            HostError::Topic(TopicError::Refused(_)) => exit_code::REFUSED,
-            HostError::Registry(e) if e.is_transient() => exit_code::UNREACHABLE,
-            HostError::Registry(_) => exit_code::REFUSED,
-            HostError::Run(RunError::Plugin(_)) => exit_code::BAD_PLUGIN,
-            HostError::Run(RunError::Refused(_)) => exit_code::REFUSED,
-            HostError::Run(_) => exit_code::RUN_FAILED,
-            HostError::RecordsFailed(_) => exit_code::RUN_FAILED,
             HostError::Pipeline(e) => e.exit_code(),
+            other => other.kind().exit_code(),
         }
     }
 }

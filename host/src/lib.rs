@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;
+pub mod protocol;
 pub mod registry;
 pub mod runner;
 pub mod scaffold;

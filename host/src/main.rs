@@ -33,8 +33,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            // One line, naming the cause; the code tells a supervisor what kind of failure.
+            // One line, naming the cause; the code tells a supervisor what kind of failure,
+            // and so does the status line (when a supervisor listens).
             tracing::error!("{e}");
+            stage_host::status_report::report(&stage_host::protocol::StatusEvent::Failed {
+                kind: e.kind(),
+                reason: e.to_string(),
+            });
             ExitCode::from(e.exit_code() as u8)
         }
     }

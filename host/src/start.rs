@@ -10,7 +10,7 @@ use crate::runner::checkpoint::{CheckpointStore, CHECKPOINT_TOPIC_CONFIG};
 use crate::runner::liveness::LivenessLimits;
 use crate::runner::source::{run_source, SourceOptions};
 use crate::runner::stage::{StageOptions, StageRunner, MAX_IN_FLIGHT_BATCHES};
-use crate::runner::{OutputTopic, Stats};
+use crate::runner::{Counters, OutputTopic};
 use crate::shutdown::Shutdown;
 use crate::status_report::{self, StatusEvent};
 use crate::{policy::ErrorPolicy, stage_config, topics};
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs the stage described by `args` until it stops.
-pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
+pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
     let path = args.plugin.as_ref().ok_or_else(|| {
         HostError::Config(
             "no plugin given: use --plugin <lib.so> (or a subcommand; see --help)".into(),
@@ -75,7 +75,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
 
     if args.dry_run {
         crate::dry_run::check_and_report(conn, &spec)?;
-        return Ok(Stats::default());
+        return Ok(Counters::default());
     }
 
     if topics::ensure_topic(conn, &spec.output_topic, shutdown)? {
@@ -119,7 +119,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
                 checkpoints,
             };
             let stats = run_source(conn, &output, instance, &options, shutdown, &observer)?;
-            status_report::report(&StatusEvent::counters(&stats, None));
+            status_report::report(&StatusEvent::Counters(stats));
             Ok(stats)
         }
         Constructed::Stage(instance) => {
@@ -197,7 +197,10 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Stats, HostError> {
             )?;
             report_ready(&spec);
             let stats = runner.run()?;
-            status_report::report(&StatusEvent::counters(&stats, observer.lag.total()));
+            status_report::report(&StatusEvent::Counters(Counters {
+                lag: observer.lag.total(),
+                ..stats
+            }));
             Ok(stats)
         }
     }

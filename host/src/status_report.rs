@@ -9,70 +9,12 @@
 //! A pipe rather than a status file: the supervisor learns of a state change at once, needs
 //! no polling, and sees end-of-file when the process dies.
 
-use crate::runner::Stats;
-use serde::{Deserialize, Serialize};
+pub use crate::protocol::{Counters, FailureKind, StatusEvent};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-/// One line of the protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum StatusEvent {
-    /// Loaded, constructed, topic and schema in place, consumer subscribed.
-    Ready {
-        /// The plugin's stage name.
-        stage: String,
-        /// The plugin's version.
-        version: String,
-        /// `stage` or `source`.
-        kind: String,
-    },
-    /// The consumer got an assignment (possibly empty): it is a member of its group.
-    Joined {
-        /// Partitions assigned.
-        partitions: usize,
-    },
-    /// Running totals.
-    Counters {
-        /// Records consumed.
-        records_in: u64,
-        /// Records produced.
-        records_out: u64,
-        /// Records skipped by the error policy.
-        skipped: u64,
-        /// Records sent to the dead-letter topic.
-        dead_lettered: u64,
-        /// Consumer lag summed over the assigned partitions whose lag is known; absent for a
-        /// source, before the first commit, and from stage processes older than this field.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        lag: Option<u64>,
-        #[serde(default, skip_serializing_if = "is_zero")]
-        offset_gaps: u64,
-    },
-    /// A stop was requested: finishing the batch, flushing, committing, leaving the group.
-    Draining,
-}
-
-impl StatusEvent {
-    /// The counters event for `stats` and consumer lag `lag`.
-    pub fn counters(stats: &Stats, lag: Option<u64>) -> Self {
-        StatusEvent::Counters {
-            records_in: stats.records_in,
-            records_out: stats.records_out,
-            skipped: stats.skipped,
-            dead_lettered: stats.dead_lettered,
-            lag,
-            offset_gaps: stats.offset_gaps,
-        }
-    }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
 
 struct Reporter {
     out: File,
@@ -104,7 +46,7 @@ pub fn report(event: &StatusEvent) {
         return;
     };
     let mut reporter = reporter.lock().unwrap_or_else(|e| e.into_inner());
-    if matches!(event, StatusEvent::Counters { .. }) {
+    if matches!(event, StatusEvent::Counters(_)) {
         reporter.last_counters = Some(Instant::now());
         reporter.last_sent = Some(event.clone());
     }
@@ -115,11 +57,11 @@ pub fn report(event: &StatusEvent) {
 
 /// Reports `stats` and `lag`, at most every 250 ms, and only when something changed (an idle
 /// stage is still called, so a lag that falls to 0 after the last batch is reported).
-pub fn counters(stats: &Stats, lag: Option<u64>) {
+pub fn counters(counters: &Counters, lag: Option<u64>) {
     let Some(reporter) = REPORTER.get() else {
         return;
     };
-    let event = StatusEvent::counters(stats, lag);
+    let event = StatusEvent::Counters(Counters { lag, ..*counters });
     let due = reporter
         .lock()
         .map(|r| {
@@ -133,43 +75,18 @@ pub fn counters(stats: &Stats, lag: Option<u64>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_are_one_json_line_each() {
-        let line = serde_json::to_string(&StatusEvent::Joined { partitions: 2 }).unwrap();
-        assert_eq!(line, r#"{"event":"joined","partitions":2}"#);
-        let back: StatusEvent = serde_json::from_str(r#"{"event":"draining"}"#).unwrap();
-        assert_eq!(back, StatusEvent::Draining);
+/// Reports a record the policy skipped or dead-lettered: the first at once, then at most one a
+/// second (a supervisor needs the reason, not every line).
+pub fn record_failed(reason: &str) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    if REPORTER.get().is_none() {
+        return;
     }
-
-    #[test]
-    fn counters_without_lag_read_as_before() {
-        let old =
-            r#"{"event":"counters","records_in":3,"records_out":2,"skipped":1,"dead_lettered":0}"#;
-        let event: StatusEvent = serde_json::from_str(old).unwrap();
-        assert_eq!(
-            event,
-            StatusEvent::counters(
-                &Stats {
-                    records_in: 3,
-                    records_out: 2,
-                    skipped: 1,
-                    dead_lettered: 0,
-                    offset_gaps: 0,
-                },
-                None
-            )
-        );
-        assert_eq!(
-            serde_json::to_string(&event).unwrap(),
-            old,
-            "no lag, no field"
-        );
-        let with_lag =
-            serde_json::to_string(&StatusEvent::counters(&Stats::default(), Some(7))).unwrap();
-        assert!(with_lag.ends_with(r#""lag":7}"#), "{with_lag}");
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        *last = Some(Instant::now());
+        report(&StatusEvent::RecordFailed {
+            reason: reason.to_string(),
+        });
     }
 }

@@ -35,6 +35,83 @@ pub enum Request {
     Stop,
 }
 
+/// The answer to a `swap`, `reload` or `stop` request (a `status` request is answered with a
+/// [`super::snapshot::Snapshot`]). Fields that do not apply are left out of the JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Whether it worked.
+    pub ok: bool,
+    /// Why not (a request the supervisor could not take).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The stage a swap concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Whether the swap changed anything (the same definition is not swapped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<bool>,
+    /// Whether a failed swap went back to the old library.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<bool>,
+    /// Where a failed swap failed: `check`, `join`, `probation`, `after hand-over`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Why a swap failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The library serving after a failed swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<PathBuf>,
+    /// The libraries a swap went from and to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<PathBuf>,
+    /// See `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<PathBuf>,
+    /// The new library's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// How long the swap took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// A stop request was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<bool>,
+    /// A reload's swaps, one per changed stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub swaps: Vec<Outcome>,
+}
+
+impl Outcome {
+    /// A refused request.
+    pub fn refused(error: impl Into<String>) -> Outcome {
+        Outcome {
+            ok: false,
+            error: Some(error.into()),
+            ..Outcome::default()
+        }
+    }
+
+    /// As JSON, for the control channel.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("an outcome serializes")
+    }
+
+    /// Why it failed, one line: its reason or error, or its swaps' reasons.
+    pub fn failure(&self) -> String {
+        self.reason
+            .clone()
+            .or_else(|| self.error.clone())
+            .unwrap_or_else(|| {
+                self.swaps
+                    .iter()
+                    .map(Outcome::failure)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+    }
+}
+
 /// A request with the way back to its client.
 #[derive(Debug)]
 pub struct Envelope {
@@ -86,14 +163,13 @@ fn answer<E: From<Envelope>>(stream: UnixStream, events: &Sender<E>) -> std::io:
         Ok(request) => {
             let (tx, rx) = mpsc::channel();
             if events.send(Envelope { request, reply: tx }.into()).is_err() {
-                serde_json::json!({"ok": false, "error": "the supervisor is stopping"})
+                Outcome::refused("the supervisor is stopping").to_json()
             } else {
-                rx.recv().unwrap_or_else(
-                    |_| serde_json::json!({"ok": false, "error": "the supervisor is stopping"}),
-                )
+                rx.recv()
+                    .unwrap_or_else(|_| Outcome::refused("the supervisor is stopping").to_json())
             }
         }
-        Err(e) => serde_json::json!({"ok": false, "error": format!("bad request: {e}")}),
+        Err(e) => Outcome::refused(format!("bad request: {e}")).to_json(),
     };
     writeln!(writer, "{reply}")
 }

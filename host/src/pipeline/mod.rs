@@ -13,6 +13,8 @@ pub mod control;
 pub mod file;
 pub mod process;
 pub mod progress;
+mod restart;
+pub mod snapshot;
 pub mod status;
 pub mod supervisor;
 pub mod swap;
@@ -138,14 +140,14 @@ pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
             interval_ms,
             ..
         } => watch::run(Duration::from_millis(*interval_ms), || {
-            ask(file, &Request::Status)
+            ask(file, &Request::Status).and_then(read_snapshot)
         }),
         PipelineCommand::Status { file, json, .. } => {
             let answer = ask(file, &Request::Status)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&answer).expect("JSON"));
             } else {
-                print!("{}", status::render(&answer));
+                print!("{}", status::render(&read_snapshot(answer)?));
             }
             Ok(())
         }
@@ -173,31 +175,29 @@ pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
     }
 }
 
+/// The supervisor's answer to a status request, typed.
+fn read_snapshot(answer: serde_json::Value) -> Result<snapshot::Snapshot, PipelineError> {
+    serde_json::from_value(answer)
+        .map_err(|e| PipelineError::Io(format!("unreadable status from the supervisor: {e}")))
+}
+
 /// Prints the answer; a refusal or rollback is an error whose message says why.
 fn report(answer: serde_json::Value) -> Result<(), PipelineError> {
     println!("{answer}");
-    if answer["ok"] == true {
+    let outcome: control::Outcome = serde_json::from_value(answer)
+        .map_err(|e| PipelineError::Io(format!("unreadable answer from the supervisor: {e}")))?;
+    if outcome.ok {
         return Ok(());
     }
-    let reason = answer["reason"]
-        .as_str()
-        .or(answer["error"].as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            answer["swaps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["reason"].as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-    let prefix = if answer["rolled_back"] == true {
+    let prefix = if outcome.rolled_back == Some(true) {
         "swap rolled back, the old library keeps serving: "
     } else {
         ""
     };
-    Err(PipelineError::Refused(format!("{prefix}{reason}")))
+    Err(PipelineError::Refused(format!(
+        "{prefix}{}",
+        outcome.failure()
+    )))
 }
 
 fn ask(file: &std::path::Path, request: &Request) -> Result<serde_json::Value, PipelineError> {

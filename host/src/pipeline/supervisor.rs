@@ -10,10 +10,11 @@
 use super::control::{self, Envelope, Request};
 use super::file::{MetricsPorts, Pipeline, StageDef};
 use super::process::{self, Launch, StatusLine};
+use super::restart::{AfterExit, Exit, RestartPolicy, CRASH_LOOP_CRASHES, CRASH_LOOP_WINDOW};
+use super::snapshot::{ProcessSnapshot, Snapshot, StageSnapshot};
 use super::PipelineError;
-use crate::status_report::StatusEvent;
-use serde::Serialize;
-use serde_json::{json, Value};
+use crate::protocol::{Counters, FailureKind, StatusEvent};
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -24,16 +25,6 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// First restart delay; doubled after each crash up to [`BACKOFF_MAX`].
-const BACKOFF_START: Duration = Duration::from_millis(500);
-/// Longest restart delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A process that ran this long before crashing restarts with the first delay again.
-const STABLE_AFTER: Duration = Duration::from_secs(60);
-/// This many crashes within [`CRASH_LOOP_WINDOW`] is reported as a crash loop.
-const CRASH_LOOP_CRASHES: usize = 5;
-/// See [`CRASH_LOOP_CRASHES`].
-const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(60);
 /// How long one stage may take to drain on stop before it is killed.
 pub(super) const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -58,54 +49,7 @@ impl From<Envelope> for Event {
     }
 }
 
-/// Where a process is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProcState {
-    /// Spawned, not yet ready.
-    Starting,
-    /// Serving.
-    Ready,
-    /// Told to stop: finishing its batch, flushing, committing, leaving the group.
-    Draining,
-    /// Exited on its own with an error.
-    Crashed,
-    /// Crashed, restart scheduled.
-    BackingOff,
-    /// A source that finished (exit 0).
-    Finished,
-    /// Exited after being told to stop.
-    Stopped,
-}
-
-/// Why a process exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// Runs the stage's current library; restarted when it crashes.
-    Serving,
-    /// Runs a library being swapped in; never restarted, a crash fails the swap.
-    Candidate,
-    /// Being drained after a swap.
-    Retiring,
-}
-
-/// Running totals a process reported.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Counters {
-    /// Records consumed.
-    pub records_in: u64,
-    /// Records produced.
-    pub records_out: u64,
-    /// Records skipped by the error policy.
-    pub skipped: u64,
-    /// Records dead-lettered.
-    pub dead_lettered: u64,
-    /// Consumer lag summed over its partitions, when known.
-    pub lag: Option<u64>,
-    /// Jumps in the input's offsets that are not transaction markers.
-    pub offset_gaps: u64,
-}
+pub use super::snapshot::{ProcState, Role};
 
 /// One stage process (across its restarts).
 #[derive(Debug)]
@@ -142,10 +86,13 @@ pub struct Proc {
     pub log: PathBuf,
     /// The port it serves metrics on, kept across restarts.
     pub metrics_port: Option<u16>,
+    /// Why its last run failed, as it said in its `failed` status line.
+    pub failure_reported: Option<(FailureKind, String)>,
+    /// The last record it skipped or dead-lettered, as it said in a status line.
+    pub record_failure: Option<String>,
     started_at: Instant,
     retry_at: Option<Instant>,
-    backoff: Duration,
-    crashes: VecDeque<Instant>,
+    restart: RestartPolicy,
     stop_requested: bool,
     exit_code: Option<i32>,
 }
@@ -153,18 +100,30 @@ pub struct Proc {
 impl Proc {
     /// Whether a crash loop is going on: many crashes recently.
     pub fn crash_loop(&self) -> bool {
-        self.crashes
-            .iter()
-            .filter(|t| t.elapsed() < CRASH_LOOP_WINDOW)
-            .count()
-            >= CRASH_LOOP_CRASHES
+        self.restart.crash_loop(Instant::now())
+    }
+
+    /// Why its last run ended, as `exit code 5: <its failed line>`.
+    fn exit_reason(&self) -> String {
+        let how = self.last_exit.clone().unwrap_or_else(|| "exited".into());
+        match &self.failure_reported {
+            Some((_, reason)) => format!("{how}: {reason}"),
+            None => how,
+        }
+    }
+
+    /// Why the last run failed: what the process said, else what its exit code means.
+    fn failure_kind(&self) -> Option<FailureKind> {
+        self.failure_reported
+            .as_ref()
+            .map(|(kind, _)| *kind)
+            .or_else(|| self.exit_code.and_then(FailureKind::from_exit_code))
     }
 
     /// Whether the process failed: exited when not told to, or its records failed.
     pub fn failure(&self) -> Option<String> {
         if self.child.is_none() && !self.stop_requested {
-            let how = self.last_exit.clone().unwrap_or_else(|| "exited".into());
-            return Some(format!("{how}{}", last_error_line(&self.log)));
+            return Some(self.exit_reason());
         }
         let c = self.counters;
         if c.skipped + c.dead_lettered > 0 {
@@ -174,7 +133,10 @@ impl Proc {
                 c.records_in,
                 c.skipped,
                 c.dead_lettered,
-                last_error_line(&self.log)
+                self.record_failure
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             ));
         }
         None
@@ -184,34 +146,6 @@ impl Proc {
     pub fn uptime(&self) -> Duration {
         self.started_at.elapsed()
     }
-}
-
-/// The last ERROR or WARN line of a log file, as `: <line>`, to say why a process failed.
-fn last_error_line(log: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .rev()
-        .find(|l| l.contains("ERROR") || l.contains("\"level\":\"ERROR\""))
-        .or_else(|| text.lines().rev().find(|l| l.contains("WARN")))
-        .map(|l| format!(": {}", strip_ansi(l).trim()))
-        .unwrap_or_default()
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A running pipeline.
@@ -304,26 +238,14 @@ impl Supervisor {
     fn preflight(&mut self) -> Result<(), PipelineError> {
         let mut declared = Vec::new();
         for def in self.stages.clone() {
-            let inspect = vec![
-                "inspect".to_string(),
-                "--json".to_string(),
-                def.plugin.display().to_string(),
-            ];
-            let spec: Value = self
-                .run_check(&inspect)
-                .and_then(|out| serde_json::from_str(&out).map_err(|e| e.to_string()))
+            let spec = self
+                .inspect(&def.plugin)
                 .map_err(|e| PipelineError::StartFailed {
                     reason: format!("stage {}: {e}", def.name),
                     code: crate::error::exit_code::BAD_PLUGIN,
                 })?;
-            let input = def
-                .input_topic
-                .clone()
-                .or_else(|| spec["input_topic"].as_str().map(str::to_string));
-            let output = def
-                .output_topic
-                .clone()
-                .or_else(|| spec["output_topic"]["name"].as_str().map(str::to_string));
+            let input = def.input_topic.clone().or(spec.input_topic);
+            let output = Some(def.output_topic.clone().unwrap_or(spec.output_topic.name));
             declared.push((def.name.clone(), input, output));
         }
         if !self.pipeline.allow_cycles {
@@ -374,20 +296,20 @@ impl Supervisor {
         while !self.stop_requested() {
             if self.reload.swap(false, Ordering::Relaxed) {
                 let outcome = self.reload();
-                tracing::info!(outcome = %outcome, "reload (SIGHUP)");
+                tracing::info!(outcome = %outcome.to_json(), "reload (SIGHUP)");
             }
             if let Some(envelope) = self.deferred.pop_front() {
                 let answer = match envelope.request {
-                    Request::Status => self.snapshot(),
+                    Request::Status => self.snapshot_json(),
                     Request::Swap {
                         stage,
                         plugin,
                         config,
-                    } => self.swap_request(&stage, plugin, config),
-                    Request::Reload => self.reload(),
+                    } => self.swap_request(&stage, plugin, config).to_json(),
+                    Request::Reload => self.reload().to_json(),
                     Request::Stop => {
                         self.stop.store(true, Ordering::Relaxed);
-                        json!({"ok": true, "stopping": true})
+                        stopping()
                     }
                 };
                 let _ = envelope.reply.send(answer);
@@ -479,8 +401,9 @@ impl Supervisor {
             metrics_port,
             started_at: Instant::now(),
             retry_at: None,
-            backoff: BACKOFF_START,
-            crashes: VecDeque::new(),
+            restart: RestartPolicy::default(),
+            failure_reported: None,
+            record_failure: None,
             stop_requested: false,
             exit_code: None,
             def,
@@ -516,6 +439,8 @@ impl Supervisor {
         proc.counters = Counters::default();
         proc.plugin = None;
         proc.exit_code = None;
+        proc.failure_reported = None;
+        proc.record_failure = None;
         // A stable transactional id per replica (used only with --exactly-once): a restarted or
         // swapped-in process fences the one it replaces, and replicas never fence each other.
         let mut args = proc.def.stage_host_args();
@@ -542,7 +467,23 @@ impl Supervisor {
             Err(e) => {
                 proc.last_exit = Some(format!("could not start: {e}"));
                 tracing::error!(stage = %proc.def.name, error = %e, "could not start a stage process");
-                self.after_crash(proc);
+                // Spawning may work again (a full process table, a moment without memory).
+                let exit = Exit {
+                    success: false,
+                    stop_requested: false,
+                    kind: None,
+                    uptime: Duration::ZERO,
+                    was_ready: false,
+                    stage_starting: false,
+                    serving: true,
+                    pipeline_stopping: self.stopping,
+                };
+                if let AfterExit::Restart { after, .. } =
+                    proc.restart.after_exit(exit, Instant::now())
+                {
+                    proc.retry_at = Some(Instant::now() + after);
+                    proc.state = ProcState::BackingOff;
+                }
             }
         }
     }
@@ -610,22 +551,10 @@ impl Supervisor {
                         proc.plugin = Some((stage, version, kind));
                     }
                     StatusEvent::Joined { .. } => proc.joined = true,
-                    StatusEvent::Counters {
-                        records_in,
-                        records_out,
-                        skipped,
-                        dead_lettered,
-                        lag,
-                        offset_gaps,
-                    } => {
-                        proc.counters = Counters {
-                            records_in,
-                            records_out,
-                            skipped,
-                            dead_lettered,
-                            lag,
-                            offset_gaps,
-                        }
+                    StatusEvent::Counters(counters) => proc.counters = counters,
+                    StatusEvent::RecordFailed { reason } => proc.record_failure = Some(reason),
+                    StatusEvent::Failed { kind, reason } => {
+                        proc.failure_reported = Some((kind, reason))
                     }
                     StatusEvent::Draining => proc.state = ProcState::Draining,
                 }
@@ -633,13 +562,13 @@ impl Supervisor {
             Event::Control(envelope) => match envelope.request {
                 // Status is read-only: answered at once, even in the middle of a swap.
                 Request::Status => {
-                    let _ = envelope.reply.send(self.snapshot());
+                    let _ = envelope.reply.send(self.snapshot_json());
                 }
                 // A stop is answered at once too: a start that cannot finish (a stage in a
                 // restart loop) must not keep `pipeline stop` waiting.
                 Request::Stop => {
                     self.stop.store(true, Ordering::Relaxed);
-                    let _ = envelope.reply.send(json!({"ok": true, "stopping": true}));
+                    let _ = envelope.reply.send(stopping());
                 }
                 _ => self.deferred.push_back(envelope),
             },
@@ -677,49 +606,64 @@ impl Supervisor {
     /// Returns whether to keep tracking the process.
     fn after_exit(&mut self, proc: &mut Proc, status: ExitStatus) -> bool {
         let name = proc.def.name.clone();
-        if proc.stop_requested {
-            tracing::info!(stage = %name, replica = proc.replica, pid = proc.pid, exit = %describe(status), "process stopped");
-            proc.state = ProcState::Stopped;
-            return false;
-        }
-        if status.success() {
-            tracing::info!(stage = %name, replica = proc.replica, "process finished");
-            proc.state = ProcState::Finished;
-            return true;
-        }
-        tracing::warn!(stage = %name, replica = proc.replica, pid = proc.pid, exit = %describe(status), "process crashed");
-        if proc.state == ProcState::Starting
-            && matches!(
-                status.code(),
-                Some(
-                    crate::error::exit_code::BAD_CONFIG
-                        | crate::error::exit_code::BAD_PLUGIN
-                        | crate::error::exit_code::REFUSED
-                )
-            )
-            && !self
-                .procs
-                .iter()
-                .any(|p| p.stage == proc.stage && p.state == ProcState::Ready)
-            && self.start_failure.is_none()
-            && proc.restarts == 0
-            && proc.role == Role::Serving
-            && self.is_starting(proc.stage)
-        {
-            // A bad file or library, or the cluster's refusal (an incompatible schema, an ACL),
-            // at start-up: a restart will not fix it.
-            self.start_failure = Some((
-                format!(
-                    "stage {name} failed to start ({}){}",
-                    describe(status),
-                    last_error_line(&proc.log)
-                ),
-                status.code().unwrap_or(crate::error::exit_code::BAD_PLUGIN),
-            ));
-        }
-        proc.state = ProcState::Crashed;
-        if proc.role == Role::Serving && !self.stopping {
-            self.after_crash(proc);
+        let exit = Exit {
+            success: status.success(),
+            stop_requested: proc.stop_requested,
+            kind: proc.failure_kind(),
+            uptime: proc.uptime(),
+            was_ready: proc.state != ProcState::Starting,
+            stage_starting: self.is_starting(proc.stage)
+                && !self
+                    .procs
+                    .iter()
+                    .any(|p| p.stage == proc.stage && p.state == ProcState::Ready),
+            serving: proc.role == Role::Serving,
+            pipeline_stopping: self.stopping,
+        };
+        match proc.restart.after_exit(exit, Instant::now()) {
+            AfterExit::Stopped => {
+                tracing::info!(stage = %name, replica = proc.replica, pid = proc.pid, exit = %describe(status), "process stopped");
+                proc.state = ProcState::Stopped;
+                return false;
+            }
+            AfterExit::Finished => {
+                tracing::info!(stage = %name, replica = proc.replica, "process finished");
+                proc.state = ProcState::Finished;
+                return true;
+            }
+            AfterExit::FailStart => {
+                tracing::warn!(stage = %name, replica = proc.replica, pid = proc.pid, exit = %proc.exit_reason(), "process failed to start");
+                if self.start_failure.is_none() {
+                    // A bad file or library, or the cluster's refusal (an incompatible
+                    // schema, an ACL), at start-up: a restart will not fix it.
+                    self.start_failure = Some((
+                        format!("stage {name} failed to start ({})", proc.exit_reason()),
+                        status.code().unwrap_or(crate::error::exit_code::BAD_PLUGIN),
+                    ));
+                }
+                proc.state = ProcState::Crashed;
+            }
+            AfterExit::LeaveCrashed => {
+                tracing::warn!(stage = %name, replica = proc.replica, pid = proc.pid, exit = %proc.exit_reason(), "process crashed");
+                proc.state = ProcState::Crashed;
+            }
+            AfterExit::Restart { after, crash_loop } => {
+                tracing::warn!(stage = %name, replica = proc.replica, pid = proc.pid, exit = %proc.exit_reason(), "process crashed");
+                proc.retry_at = Some(Instant::now() + after);
+                proc.state = ProcState::BackingOff;
+                if crash_loop {
+                    tracing::error!(
+                        stage = %name,
+                        replica = proc.replica,
+                        crashes = CRASH_LOOP_CRASHES,
+                        within_secs = CRASH_LOOP_WINDOW.as_secs(),
+                        retry_in_ms = after.as_millis() as u64,
+                        "crash loop: {}", proc.exit_reason()
+                    );
+                } else {
+                    tracing::info!(stage = %name, replica = proc.replica, retry_in_ms = after.as_millis() as u64, "restarting after backoff");
+                }
+            }
         }
         true
     }
@@ -727,34 +671,6 @@ impl Supervisor {
     /// Whether the pipeline is still starting stage `stage` (no later stage has processes).
     fn is_starting(&self, stage: usize) -> bool {
         !self.procs.iter().any(|p| p.stage > stage)
-    }
-
-    /// Schedules a restart with exponential backoff and reports a crash loop.
-    fn after_crash(&mut self, proc: &mut Proc) {
-        if proc.uptime() >= STABLE_AFTER {
-            proc.backoff = BACKOFF_START;
-        }
-        let delay = proc.backoff;
-        proc.backoff = (proc.backoff * 2).min(BACKOFF_MAX);
-        proc.crashes.push_back(Instant::now());
-        while proc.crashes.len() > CRASH_LOOP_CRASHES {
-            proc.crashes.pop_front();
-        }
-        proc.retry_at = Some(Instant::now() + delay);
-        proc.state = ProcState::BackingOff;
-        if proc.crash_loop() {
-            tracing::error!(
-                stage = %proc.def.name,
-                replica = proc.replica,
-                crashes = CRASH_LOOP_CRASHES,
-                within_secs = CRASH_LOOP_WINDOW.as_secs(),
-                last_exit = proc.last_exit.as_deref().unwrap_or("?"),
-                retry_in_ms = delay.as_millis() as u64,
-                "crash loop{}", last_error_line(&proc.log)
-            );
-        } else {
-            tracing::info!(stage = %proc.def.name, replica = proc.replica, retry_in_ms = delay.as_millis() as u64, "restarting after backoff");
-        }
     }
 
     fn restart_due(&mut self) {
@@ -781,60 +697,68 @@ impl Supervisor {
     }
 
     /// The state of every stage and process, as `pipeline status` shows it.
-    pub(super) fn snapshot(&self) -> Value {
-        let stages: Vec<Value> = self
+    fn snapshot_json(&self) -> Value {
+        serde_json::to_value(self.snapshot()).expect("a snapshot serializes")
+    }
+
+    pub(super) fn snapshot(&self) -> Snapshot {
+        let stages = self
             .stages
             .iter()
             .enumerate()
-            .map(|(index, def)| {
-                let procs: Vec<Value> = self
+            .map(|(index, def)| StageSnapshot {
+                name: def.name.clone(),
+                plugin: def.plugin.clone(),
+                config: def.config.clone(),
+                replicas: def.replicas,
+                processes: self
                     .procs
                     .iter()
                     .filter(|p| p.stage == index)
                     .map(|p| {
-                        let (name, version, kind) = p.plugin.clone().unwrap_or_default();
-                        json!({
-                            "replica": p.replica,
-                            "pid": p.pid,
-                            "role": p.role,
-                            "state": p.state,
-                            "crash_loop": p.crash_loop(),
-                            "plugin": p.def.plugin,
-                            "plugin_name": name,
-                            "version": version,
-                            "kind": kind,
-                            "sha256": p.sha256,
-                            "joined": p.joined,
-                            "records_in": p.counters.records_in,
-                            "records_out": p.counters.records_out,
-                            "skipped": p.counters.skipped,
-                            "dead_lettered": p.counters.dead_lettered,
-                            "lag": p.counters.lag,
-                            "offset_gaps": p.counters.offset_gaps,
-                            "metrics_addr": p.metrics_port.map(|port| self.metrics_addr(port)),
-                            "restarts": p.restarts,
-                            "last_exit": p.last_exit,
-                            "uptime_secs": p.uptime().as_secs(),
-                        })
+                        let (plugin_name, version, kind) = p.plugin.clone().unwrap_or_default();
+                        ProcessSnapshot {
+                            replica: p.replica,
+                            pid: p.pid,
+                            role: p.role,
+                            state: p.state,
+                            crash_loop: p.crash_loop(),
+                            plugin: p.def.plugin.clone(),
+                            plugin_name,
+                            version,
+                            kind,
+                            sha256: p.sha256.clone(),
+                            joined: p.joined,
+                            counters: p.counters,
+                            metrics_addr: p.metrics_port.map(|port| self.metrics_addr(port)),
+                            restarts: p.restarts,
+                            last_exit: (p.child.is_none() && p.last_exit.is_some())
+                                .then(|| p.exit_reason())
+                                .or_else(|| p.last_exit.clone()),
+                            uptime_secs: p.uptime().as_secs(),
+                        }
                     })
-                    .collect();
-                json!({
-                    "name": def.name,
-                    "plugin": def.plugin,
-                    "config": def.config,
-                    "replicas": def.replicas,
-                    "processes": procs,
-                })
+                    .collect(),
             })
             .collect();
-        json!({
-            "ok": true,
-            "pipeline": self.pipeline.name,
-            "file": self.pipeline.path,
-            "supervisor_pid": std::process::id(),
-            "stages": stages,
-        })
+        Snapshot {
+            ok: true,
+            pipeline: self.pipeline.name.clone(),
+            file: self.pipeline.path.clone(),
+            supervisor_pid: std::process::id(),
+            stages,
+        }
     }
+}
+
+/// The answer to a stop request.
+fn stopping() -> Value {
+    super::control::Outcome {
+        ok: true,
+        stopping: Some(true),
+        ..Default::default()
+    }
+    .to_json()
 }
 
 /// "exit code 3" or "killed by signal 9".

@@ -18,9 +18,11 @@
 //! Sources have no consumer group and two copies would emit twice, so a source is stopped
 //! before its new process starts (steps 2-3 are skipped), and restarted on failure.
 
+use super::control::Outcome;
 use super::file::StageDef;
 use super::supervisor::{Proc, ProcState, Role, Supervisor};
-use serde_json::{json, Value};
+use plugin_api::{StageKind, StageSpec};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,10 +38,13 @@ impl Supervisor {
         stage: &str,
         plugin: PathBuf,
         config: Option<Value>,
-    ) -> Value {
+    ) -> Outcome {
         let Some(index) = self.stages.iter().position(|s| s.name == stage) else {
             let names: Vec<&str> = self.stages.iter().map(|s| s.name.as_str()).collect();
-            return json!({"ok": false, "error": format!("no stage {stage} in this pipeline (stages: {})", names.join(", "))});
+            return Outcome::refused(format!(
+                "no stage {stage} in this pipeline (stages: {})",
+                names.join(", ")
+            ));
         };
         let mut def = self.stages[index].clone();
         def.plugin = std::path::absolute(&plugin).unwrap_or(plugin);
@@ -50,12 +55,17 @@ impl Supervisor {
     }
 
     /// Swaps stage `index` to `new`; on any failure the old definition keeps (or goes back
-    /// to) serving. Returns the outcome as JSON (`ok`, `rolled_back`, `reason`).
-    pub(super) fn swap_to(&mut self, index: usize, new: StageDef) -> Value {
+    /// to) serving.
+    pub(super) fn swap_to(&mut self, index: usize, new: StageDef) -> Outcome {
         let old = self.stages[index].clone();
         let stage = old.name.clone();
         if new == old {
-            return json!({"ok": true, "stage": stage, "changed": false});
+            return Outcome {
+                ok: true,
+                stage: Some(stage),
+                changed: Some(false),
+                ..Outcome::default()
+            };
         }
         let started = Instant::now();
         tracing::info!(stage = %stage, from = %old.plugin.display(), to = %new.plugin.display(), "swap: checking the new library");
@@ -63,7 +73,13 @@ impl Supervisor {
             Ok(checked) => checked,
             Err(reason) => {
                 tracing::error!(stage = %stage, reason = %reason, "swap refused; the old library keeps serving");
-                return json!({"ok": false, "stage": stage, "rolled_back": true, "phase": "check", "reason": reason});
+                return Outcome {
+                    stage: Some(stage),
+                    rolled_back: Some(true),
+                    phase: Some("check".into()),
+                    reason: Some(reason),
+                    ..Outcome::default()
+                };
             }
         };
         let old_ids: Vec<u64> = self
@@ -72,7 +88,7 @@ impl Supervisor {
             .filter(|p| p.stage == index && p.role == Role::Serving)
             .map(|p| p.id)
             .collect();
-        let is_source = checked["kind"] == "source";
+        let is_source = checked.kind == StageKind::Source;
         if is_source {
             self.retire(&old_ids);
         }
@@ -110,21 +126,31 @@ impl Supervisor {
                     self.spawn(index, replica, old.clone(), Role::Serving);
                 }
             }
-            return json!({
-                "ok": false, "stage": stage, "rolled_back": true, "phase": phase,
-                "reason": reason, "serving": old.plugin,
-            });
+            return Outcome {
+                stage: Some(stage),
+                rolled_back: Some(true),
+                phase: Some(phase.into()),
+                reason: Some(reason),
+                serving: Some(old.plugin),
+                ..Outcome::default()
+            };
         }
         for proc in self.procs.iter_mut().filter(|p| new_ids.contains(&p.id)) {
             proc.role = Role::Serving;
         }
         self.stages[index] = new.clone();
         let elapsed = started.elapsed().as_secs_f64();
-        tracing::info!(stage = %stage, plugin = %new.plugin.display(), version = %checked["version"], seconds = elapsed, "swap done");
-        json!({
-            "ok": true, "stage": stage, "changed": true, "from": old.plugin, "to": new.plugin,
-            "version": checked["version"], "seconds": elapsed,
-        })
+        tracing::info!(stage = %stage, plugin = %new.plugin.display(), version = %checked.version, seconds = elapsed, "swap done");
+        Outcome {
+            ok: true,
+            stage: Some(stage),
+            changed: Some(true),
+            from: Some(old.plugin),
+            to: Some(new.plugin),
+            version: Some(checked.version),
+            seconds: Some(elapsed),
+            ..Outcome::default()
+        }
     }
 
     /// Drains the processes `ids` (they commit and leave their group) and forgets them.
@@ -179,26 +205,22 @@ impl Supervisor {
 
     /// Loads and dry-runs the new library in separate processes, so the supervisor never
     /// maps a plugin. Returns `inspect --json`'s output.
-    fn check_library(&mut self, index: usize, new: &StageDef) -> Result<Value, String> {
-        let inspect_args = vec![
-            "inspect".to_string(),
-            "--json".to_string(),
-            new.plugin.display().to_string(),
-        ];
-        let inspected = self.run_check(&inspect_args)?;
-        let spec: Value = serde_json::from_str(&inspected)
-            .map_err(|e| format!("unreadable `stage-host inspect --json` output: {e}"))?;
+    fn check_library(&mut self, index: usize, new: &StageDef) -> Result<StageSpec, String> {
+        let spec = self.inspect(&new.plugin)?;
         let running_kind = self
             .procs
             .iter()
             .filter(|p| p.stage == index)
             .find_map(|p| p.plugin.as_ref().map(|(_, _, kind)| kind.clone()));
         if let Some(kind) = running_kind {
-            if spec["kind"].as_str() != Some(kind.as_str()) {
+            let new_kind = match spec.kind {
+                StageKind::Stage => "stage",
+                StageKind::Source => "source",
+            };
+            if new_kind != kind {
                 return Err(format!(
-                    "{} is a {} plugin; stage {} runs a {kind}",
+                    "{} is a {new_kind} plugin; stage {} runs a {kind}",
                     new.plugin.display(),
-                    spec["kind"].as_str().unwrap_or("?"),
                     new.name
                 ));
             }
@@ -207,6 +229,19 @@ impl Supervisor {
         dry_run.push("--dry-run".into());
         self.run_check(&dry_run)?;
         Ok(spec)
+    }
+
+    /// Loads `plugin` in a child process (`stage-host inspect --json`, which also applies the
+    /// file checks), so the supervisor never maps a plugin, and returns what it declares.
+    pub(super) fn inspect(&mut self, plugin: &std::path::Path) -> Result<StageSpec, String> {
+        let args = vec![
+            "inspect".to_string(),
+            "--json".to_string(),
+            plugin.display().to_string(),
+        ];
+        let inspected = self.run_check(&args)?;
+        serde_json::from_str(&inspected)
+            .map_err(|e| format!("unreadable `stage-host inspect --json` output: {e}"))
     }
 
     /// Runs `stage-host <args>`, pumping events meanwhile; its stdout, or its last error line.
@@ -252,24 +287,28 @@ impl Supervisor {
     }
 
     /// Re-reads the pipeline file and swaps every stage whose definition changed.
-    pub(super) fn reload(&mut self) -> Value {
+    pub(super) fn reload(&mut self) -> Outcome {
         let file = match super::file::Pipeline::load(&self.pipeline.path) {
             Ok(file) => file,
-            Err(e) => return json!({"ok": false, "error": e.to_string()}),
+            Err(e) => return Outcome::refused(e.to_string()),
         };
         let names = |stages: &[StageDef]| stages.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
         if names(&file.stages) != names(&self.stages) {
-            return json!({"ok": false, "error": "reload changes stage definitions only; restart the pipeline to add, remove or reorder stages"});
+            return Outcome::refused("reload changes stage definitions only; restart the pipeline to add, remove or reorder stages");
         }
         let mut results = Vec::new();
         let mut ok = true;
         for (index, def) in file.stages.into_iter().enumerate() {
             if def != self.stages[index] {
                 let outcome = self.swap_to(index, def);
-                ok &= outcome["ok"] == true;
+                ok &= outcome.ok;
                 results.push(outcome);
             }
         }
-        json!({"ok": ok, "swaps": results})
+        Outcome {
+            ok,
+            swaps: results,
+            ..Outcome::default()
+        }
     }
 }

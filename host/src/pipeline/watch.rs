@@ -7,8 +7,8 @@
 //! catch-up estimate come from [`super::progress`].
 
 use super::progress::{human_duration, ProcessSample, StageSample, StageTrend};
+use super::snapshot::{ProcState, ProcessSnapshot, Snapshot};
 use super::PipelineError;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -22,7 +22,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(250);
 /// Redraws the view every `interval` until Ctrl-C. `status` asks the supervisor.
 pub fn run(
     interval: Duration,
-    status: impl Fn() -> Result<Value, PipelineError>,
+    status: impl Fn() -> Result<Snapshot, PipelineError>,
 ) -> Result<(), PipelineError> {
     if interval < MIN_INTERVAL {
         return Err(PipelineError::Usage(format!(
@@ -80,7 +80,7 @@ impl View {
     /// Takes `snapshot` (taken at `now`) and renders the frame.
     pub fn frame(
         &mut self,
-        snapshot: &Value,
+        snapshot: &Snapshot,
         now: Instant,
         watching: Duration,
         interval: Duration,
@@ -91,8 +91,8 @@ impl View {
         let _ = writeln!(
             out,
             "pipeline {} (supervisor pid {})   watching {}, every {}s, Ctrl-C to quit",
-            snapshot["pipeline"].as_str().unwrap_or("?"),
-            snapshot["supervisor_pid"],
+            snapshot.pipeline,
+            snapshot.supervisor_pid,
             human_duration(watching),
             interval.as_secs_f64()
         );
@@ -101,12 +101,12 @@ impl View {
             "{:<12} {:<22} {:>5} {:>10} {:>10} {:>9} {:>9} {:>9}  PROGRESS",
             "STAGE", "STATE", "PROCS", "IN", "OUT", "IN/S", "OUT/S", "LAG"
         );
-        for stage in snapshot["stages"].as_array().into_iter().flatten() {
-            let name = stage["name"].as_str().unwrap_or("?").to_string();
-            let procs = stage["processes"].as_array().cloned().unwrap_or_default();
-            let source = procs.iter().any(|p| p["kind"] == "source");
+        for stage in &snapshot.stages {
+            let name = stage.name.clone();
+            let procs = &stage.processes;
+            let source = procs.iter().any(|p| p.kind == "source");
             let trend = self.trends.entry(name.clone()).or_default();
-            trend.update(sample(&procs), elapsed);
+            trend.update(sample(procs), elapsed);
             let (records_in, records_out) = trend.totals();
             let rate = |r: Option<f64>| r.map(|r| format!("{r:.0}")).unwrap_or("-".into());
             let (in_total, in_rate) = if source {
@@ -114,12 +114,12 @@ impl View {
             } else {
                 (records_in.to_string(), rate(trend.in_rate.value()))
             };
-            let ready = procs.iter().filter(|p| p["state"] == "ready").count();
+            let ready = procs.iter().filter(|p| p.state == ProcState::Ready).count();
             let _ = writeln!(
                 out,
                 "{name:<12} {:<22} {:>5} {:>10} {:>10} {:>9} {:>9} {:>9}  {}",
-                state_summary(&procs),
-                format!("{ready}/{}", stage["replicas"]),
+                state_summary(procs),
+                format!("{ready}/{}", stage.replicas),
                 in_total,
                 records_out,
                 in_rate,
@@ -133,18 +133,15 @@ impl View {
 }
 
 /// The processes' counters, keyed by replica and pid (a restarted process is a new key).
-fn sample(procs: &[Value]) -> StageSample {
+fn sample(procs: &[ProcessSnapshot]) -> StageSample {
     procs
         .iter()
         .map(|p| {
-            let key = (
-                p["replica"].as_u64().unwrap_or(0),
-                p["pid"].as_u64().unwrap_or(0),
-            );
+            let key = (u64::from(p.replica), u64::from(p.pid.unwrap_or(0)));
             let sample = ProcessSample {
-                records_in: p["records_in"].as_u64().unwrap_or(0),
-                records_out: p["records_out"].as_u64().unwrap_or(0),
-                lag: p["lag"].as_u64(),
+                records_in: p.counters.records_in,
+                records_out: p.counters.records_out,
+                lag: p.counters.lag,
             };
             (key, sample)
         })
@@ -152,15 +149,13 @@ fn sample(procs: &[Value]) -> StageSample {
 }
 
 /// `ready`, or `ready 1, starting 1` when the processes differ; `(crash loop)` if any is in one.
-fn state_summary(procs: &[Value]) -> String {
+fn state_summary(procs: &[ProcessSnapshot]) -> String {
     if procs.is_empty() {
         return "stopped".into();
     }
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for p in procs {
-        *counts
-            .entry(p["state"].as_str().unwrap_or("?"))
-            .or_default() += 1;
+        *counts.entry(p.state.name()).or_default() += 1;
     }
     let mut text = if counts.len() == 1 {
         counts.keys().next().expect("one state").to_string()
@@ -171,7 +166,7 @@ fn state_summary(procs: &[Value]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if procs.iter().any(|p| p["crash_loop"] == true) {
+    if procs.iter().any(|p| p.crash_loop) {
         text.push_str(" (crash loop)");
     }
     text
@@ -182,8 +177,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn snapshot(records: u64, lag: u64) -> Value {
-        json!({
+    fn snapshot(records: u64, lag: u64) -> Snapshot {
+        let defaults = json!({"ok": true, "file": "p.toml", "plugin": "lib.so", "config": {},
+            "role": "serving", "crash_loop": false, "plugin_name": "", "version": "",
+            "sha256": "", "joined": true, "skipped": 0, "dead_lettered": 0,
+            "metrics_addr": null, "restarts": 0, "last_exit": null, "uptime_secs": 1});
+        let fill = |mut v: serde_json::Value| {
+            for (k, d) in defaults.as_object().unwrap() {
+                if v.get(k).is_none() {
+                    v[k] = d.clone();
+                }
+            }
+            v
+        };
+        let mut raw = json!({
             "pipeline": "p", "supervisor_pid": 1,
             "stages": [
                 {"name": "one", "replicas": 1, "processes": [
@@ -195,7 +202,15 @@ mod tests {
                     {"replica": 1, "pid": 12, "state": "starting", "kind": "stage",
                      "records_in": 0, "records_out": 0}]}
             ]
-        })
+        });
+        raw = fill(raw);
+        for stage in raw["stages"].as_array_mut().unwrap() {
+            *stage = fill(stage.clone());
+            for p in stage["processes"].as_array_mut().unwrap() {
+                *p = fill(p.clone());
+            }
+        }
+        serde_json::from_value(raw).expect("a snapshot")
     }
 
     #[test]

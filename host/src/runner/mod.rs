@@ -51,21 +51,7 @@ pub enum RunError {
     Stalled(String),
 }
 
-/// Counters a run reports.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Stats {
-    /// Input records consumed (stages) or polls (sources: 0).
-    pub records_in: u64,
-    /// Records produced to the output topic.
-    pub records_out: u64,
-    /// Records that failed and were skipped.
-    pub skipped: u64,
-    /// Records written to the dead-letter topic.
-    pub dead_lettered: u64,
-    /// Jumps in the input's offsets that are not transaction markers (see
-    /// [`continuity`]).
-    pub offset_gaps: u64,
-}
+pub use crate::protocol::Counters;
 
 /// Logs progress at most every `every`.
 struct ProgressLog {
@@ -81,7 +67,7 @@ impl ProgressLog {
         }
     }
 
-    fn maybe_log(&mut self, stats: &Stats, lag: Option<u64>) {
+    fn maybe_log(&mut self, stats: &Counters, lag: Option<u64>) {
         crate::status_report::counters(stats, lag);
         if self.last.elapsed() >= self.every {
             self.last = Instant::now();

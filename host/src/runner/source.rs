@@ -5,7 +5,7 @@ use super::ack_window::AckWindow;
 use super::checkpoint::CheckpointStore;
 use super::delivery::{self, Ack, AckingProducer};
 use super::transaction::{Outcome, TransactionDriver};
-use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
+use super::{Counters, OutputScratch, OutputTopic, ProgressLog, RunError};
 use crate::observe::metrics::SOURCE_ERROR_KIND;
 use crate::observe::Observer;
 use crate::settings::Connection;
@@ -39,12 +39,12 @@ pub fn run_source(
     options: &SourceOptions,
     shutdown: &Shutdown,
     observer: &Observer,
-) -> Result<Stats, RunError> {
+) -> Result<Counters, RunError> {
     let producer = delivery::create_producer(conn, options.transactional_id.as_deref())?;
     let transactional = options.transactional_id.is_some();
     let watchdog = Watchdog::start(options.batch_timeout);
     let (batch_size, flush_timeout) = (options.batch_size, options.flush_timeout);
-    let mut stats = Stats::default();
+    let mut stats = Counters::default();
     let mut out = OutputBuffer::default();
     let mut scratch = OutputScratch::default();
     let mut progress = ProgressLog::new(Duration::from_secs(10));

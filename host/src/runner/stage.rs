@@ -20,7 +20,7 @@ use super::gaps::GapAuditor;
 use super::liveness::{Liveness, LivenessAction, LivenessLimits};
 use super::schemas::RegistrySchemas;
 use super::transaction::{Outcome, TransactionDriver};
-use super::{OutputScratch, OutputTopic, ProgressLog, RunError, Stats};
+use super::{Counters, OutputScratch, OutputTopic, ProgressLog, RunError};
 use crate::client_events::refusal_of;
 use crate::observe::Observer;
 use crate::policy::{ErrorPolicy, OffsetGapPolicy};
@@ -96,7 +96,7 @@ pub struct StageRunner<'a> {
     shutdown: Shutdown,
     schemas: RegistrySchemas<'a>,
     window: AckWindow<BTreeMap<i32, i64>>,
-    stats: Stats,
+    stats: Counters,
     watchdog: Watchdog,
     router: FailureRouter,
     observer: Arc<Observer>,
@@ -149,7 +149,7 @@ impl<'a> StageRunner<'a> {
             producer,
             shutdown,
             window: AckWindow::default(),
-            stats: Stats::default(),
+            stats: Counters::default(),
             watchdog,
             router,
             observer,
@@ -160,7 +160,7 @@ impl<'a> StageRunner<'a> {
 
     /// Runs until a stop signal (then drains and returns `Ok`) or a fatal error (then commits
     /// what is acknowledged and returns the error).
-    pub fn run(mut self) -> Result<Stats, RunError> {
+    pub fn run(mut self) -> Result<Counters, RunError> {
         let result = self.run_loop();
         match result {
             Ok(()) => self.observer.health.set_draining(),
@@ -311,6 +311,7 @@ impl<'a> StageRunner<'a> {
                     tracing::warn!("dead-lettered record: {line}");
                 }
             }
+            crate::status_report::record_failed(&line);
         }
         match settlement.commit {
             Commit::InTransaction(next_offsets) => {
