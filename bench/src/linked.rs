@@ -58,6 +58,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
         liveness: Default::default(),
         on_offset_gap: Default::default(),
         input_compacted: false,
+        position_headers: false,
     };
     // The same observer a plugin run has, so both runs count the same way.
     let observer = Arc::new(Observer::new(spec.kind, &spec.name, &spec.version));

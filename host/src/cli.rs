@@ -174,6 +174,12 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "warn")]
     pub on_offset_gap: crate::policy::OffsetGapPolicy,
 
+    /// Stamp every output with the input record it came from, in `stage.source.topic`,
+    /// `stage.source.partition` and `stage.source.offset` headers (a pipeline turns this on
+    /// for its stages, so a canary can pair outputs with inputs).
+    #[arg(long)]
+    pub position_headers: bool,
+
     /// The compacted topic where sources that keep checkpoints store them (created if
     /// missing), so a restarted source resumes where its records in Kafka end.
     #[arg(long, default_value = crate::runner::checkpoint::DEFAULT_CHECKPOINT_TOPIC, value_name = "TOPIC")]

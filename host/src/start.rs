@@ -179,6 +179,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
                 max_failure_ratio: args.max_failure_ratio,
                 transactional_id: transactional_id(args, &spec),
                 on_offset_gap: args.on_offset_gap,
+                position_headers: args.position_headers,
                 input_compacted,
                 liveness: LivenessLimits {
                     no_assignment_warn: Duration::from_secs(args.no_assignment_warn_secs),

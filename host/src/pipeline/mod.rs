@@ -9,6 +9,8 @@
 //! - [`status`]: rendering the supervisor's snapshot.
 //! - [`watch`] and [`progress`]: the live view (`status --watch`) and its rates and ETA.
 
+mod canary;
+mod canary_compare;
 pub mod control;
 pub mod file;
 pub mod process;
@@ -63,6 +65,9 @@ pub enum PipelineCommand {
         #[arg(long)]
         config_json: Option<String>,
     },
+    /// Run a new version of a stage beside the live one on the same input, compare their
+    /// outputs input by input, and report; with `--promote`, swap to it when it passes.
+    Canary(canary::CanaryArgs),
     /// Re-read the pipeline file and swap every stage whose definition changed (as SIGHUP).
     Reload {
         /// The pipeline file.
@@ -170,6 +175,14 @@ pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
             };
             report(ask(file, &request)?)
         }
+        PipelineCommand::Canary(args) => {
+            let exe = Pipeline::load(&args.file)?
+                .stage_host
+                .map(Ok)
+                .unwrap_or_else(std::env::current_exe)
+                .map_err(|e| PipelineError::Io(format!("finding stage-host: {e}")))?;
+            canary::run(args, &exe)
+        }
         PipelineCommand::Reload { file } => report(ask(file, &Request::Reload)?),
         PipelineCommand::Stop { file } => report(ask(file, &Request::Stop)?),
     }
@@ -182,7 +195,7 @@ fn read_snapshot(answer: serde_json::Value) -> Result<snapshot::Snapshot, Pipeli
 }
 
 /// Prints the answer; a refusal or rollback is an error whose message says why.
-fn report(answer: serde_json::Value) -> Result<(), PipelineError> {
+pub(super) fn report(answer: serde_json::Value) -> Result<(), PipelineError> {
     println!("{answer}");
     let outcome: control::Outcome = serde_json::from_value(answer)
         .map_err(|e| PipelineError::Io(format!("unreadable answer from the supervisor: {e}")))?;

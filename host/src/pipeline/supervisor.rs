@@ -444,6 +444,10 @@ impl Supervisor {
         // A stable transactional id per replica (used only with --exactly-once): a restarted or
         // swapped-in process fences the one it replaces, and replicas never fence each other.
         let mut args = proc.def.stage_host_args();
+        // Outputs name their inputs, so a canary can compare versions (a source has none).
+        if !proc.def.args.iter().any(|a| a == "--position-headers") {
+            args.push("--position-headers".into());
+        }
         args.push("--transactional-id".into());
         args.push(format!(
             "{}.{}.{}",

@@ -207,6 +207,11 @@ impl Batch {
         self.out.outputs(Some(&self.input))
     }
 
+    /// The position of the plugin's input record `input_index` (an output's source).
+    pub fn position(&self, input_index: usize) -> RecordPosition {
+        self.input.position(input_index)
+    }
+
     /// The failed records, in consumption order.
     pub fn failures(&self) -> &[FailedRecord] {
         &self.failed

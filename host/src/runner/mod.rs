@@ -93,13 +93,16 @@ pub struct OutputTopic {
 }
 
 impl OutputTopic {
-    /// Frames and sends one output, counted against `ack`.
+    /// Frames and sends one output, counted against `ack`; with `source`, stamped with the
+    /// input position it came from (`stage.source.topic`, `.partition`, `.offset` headers,
+    /// as dead letters carry), so a reader can pair outputs with inputs (a canary does).
     fn send(
         &self,
         producer: &AckingProducer,
         scratch: &mut OutputScratch,
         key: Option<&[u8]>,
         datum: &[u8],
+        source: Option<(&str, plugin_api::host::RecordPosition)>,
         ack: &Arc<Ack>,
     ) -> Result<(), RunError> {
         framing::frame_into(self.value_schema_id, datum, &mut scratch.value);
@@ -110,9 +113,40 @@ impl OutputTopic {
             }
             (key, _) => key,
         };
-        delivery::send(producer, &self.topic, key, Some(&scratch.value), None, ack)
-            .map_err(|e| RunError::Kafka(format!("producing to {}: {e}", self.topic)))
+        let headers = source.map(|(topic, at)| position_headers(topic, at));
+        delivery::send(
+            producer,
+            &self.topic,
+            key,
+            Some(&scratch.value),
+            headers,
+            ack,
+        )
+        .map_err(|e| RunError::Kafka(format!("producing to {}: {e}", self.topic)))
     }
+}
+
+/// The headers naming an output's input position.
+fn position_headers(
+    topic: &str,
+    at: plugin_api::host::RecordPosition,
+) -> rdkafka::message::OwnedHeaders {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let partition = at.partition.to_string();
+    let offset = at.offset.to_string();
+    OwnedHeaders::new_with_capacity(3)
+        .insert(Header {
+            key: "stage.source.topic",
+            value: Some(topic),
+        })
+        .insert(Header {
+            key: "stage.source.partition",
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: "stage.source.offset",
+            value: Some(offset.as_str()),
+        })
 }
 
 /// Reused buffers for framing, so producing allocates nothing per record.

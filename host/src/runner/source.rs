@@ -104,7 +104,14 @@ pub fn run_source(
         } else {
             let ack = Arc::new(Ack::default());
             for record in out.outputs(None) {
-                output.send(&producer, &mut scratch, record.key, record.value, &ack)?;
+                output.send(
+                    &producer,
+                    &mut scratch,
+                    record.key,
+                    record.value,
+                    None,
+                    &ack,
+                )?;
                 stats.records_out += 1;
             }
             acks.push(ack, checkpoint);
@@ -197,7 +204,7 @@ fn produce_in_transaction(
         driver.begin()?;
         let ack = Arc::new(Ack::default());
         for record in out.outputs(None) {
-            output.send(producer, scratch, record.key, record.value, &ack)?;
+            output.send(producer, scratch, record.key, record.value, None, &ack)?;
         }
         if let Some((store, checkpoint)) = checkpoint {
             store.send(producer, checkpoint, &ack)?;

@@ -84,6 +84,8 @@ pub struct StageOptions {
     pub on_offset_gap: OffsetGapPolicy,
     /// Whether the input topic is compacted (gaps there are expected).
     pub input_compacted: bool,
+    /// Whether each output carries its input's position in `stage.source.*` headers.
+    pub position_headers: bool,
 }
 
 /// The stage loop with everything it owns.
@@ -297,8 +299,21 @@ impl<'a> StageRunner<'a> {
         }
         let ack = Ack::pending(0);
         for output in batch.outputs() {
+            let source = self.options.position_headers.then(|| {
+                (
+                    self.options.input_topic.as_str(),
+                    batch.position(output.input_index),
+                )
+            });
             self.output
-                .send(&self.producer, scratch, output.key, output.value, &ack)
+                .send(
+                    &self.producer,
+                    scratch,
+                    output.key,
+                    output.value,
+                    source,
+                    &ack,
+                )
                 .map_err(|e| self.refusal_or(e))?;
         }
         for failure in settlement.failures {

@@ -30,6 +30,9 @@ struct FaultConfig {
     every: u64,
     ppm: f32,
     slow_ms: u64,
+    /// A wrong result, not a failure: `ppm + 1` for every post whose number is a multiple
+    /// of this (0: never), as a new version with a bug would compute.
+    off_every: u64,
 }
 
 impl Default for FaultConfig {
@@ -39,6 +42,7 @@ impl Default for FaultConfig {
             every: 1,
             ppm: 100.0,
             slow_ms: 0,
+            off_every: 0,
         }
     }
 }
@@ -110,10 +114,18 @@ impl Stage for Faulty {
                 _ => {}
             }
         }
-        out.emit(Output::Scored {
-            postid,
-            ppm: self.config.ppm,
-        })?;
+        let number = postid
+            .rsplit('_')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok());
+        let off = self.config.off_every > 0
+            && number.is_some_and(|n| n.is_multiple_of(self.config.off_every));
+        let ppm = if off {
+            self.config.ppm + 1.0
+        } else {
+            self.config.ppm
+        };
+        out.emit(Output::Scored { postid, ppm })?;
         Ok(())
     }
 }
