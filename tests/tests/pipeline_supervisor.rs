@@ -6,6 +6,7 @@ mod pipeline_support;
 
 use pipeline_support::*;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Topics and groups of one test.
@@ -363,4 +364,62 @@ fn swap_measurement() {
         swap_done - swap_started
     );
     assert_eq!(lost, 0);
+}
+
+/// `pipeline reload` with only a stage's replica count changed scales it: added replicas join
+/// the group, removed ones drain and leave, the others keep running (no swap), and no record
+/// is lost.
+#[test]
+fn reload_scales_a_stage_up_and_down_without_a_swap() {
+    if !cluster_available() {
+        return;
+    }
+    let n = Names::new("pipe_scale");
+    let records: u64 = 15_000;
+    let file = pipeline_file(
+        &n,
+        &format!("{{ records = {records}, rate_per_second = 1000 }}"),
+        1,
+        false,
+    );
+    let run = PipelineRun::start(&file);
+    run.wait_running(Duration::from_secs(90));
+    let first = pids(&run.status().expect("status"), "two");
+    assert_eq!(first.len(), 1);
+    let reload = |replicas: u32| {
+        std::fs::write(
+            &run.file,
+            file.replace("replicas = 1", &format!("replicas = {replicas}")),
+        )
+        .expect("rewrite the pipeline file");
+        let out = Command::new(stage_host())
+            .args(["pipeline", "reload"])
+            .arg(&run.file)
+            .output()
+            .expect("reload runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+    reload(3);
+    let up = run.wait_status("three replicas ready", Duration::from_secs(60), |s| {
+        pids(s, "two").len() == 3
+    });
+    assert!(
+        pids(&up, "two").contains(&first[0]),
+        "the first replica kept running: scaled, not swapped"
+    );
+    reload(1);
+    let down = run.wait_status("one replica left", Duration::from_secs(60), |s| {
+        pids(s, "two").len() == 1
+    });
+    assert_eq!(pids(&down, "two"), first, "the first replica stays");
+    let out = read_scored(&n.two, records as usize, Duration::from_secs(120));
+    assert_eq!(
+        missing(&out, 0, records),
+        Vec::<String>::new(),
+        "records lost"
+    );
 }

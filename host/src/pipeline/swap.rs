@@ -300,7 +300,11 @@ impl Supervisor {
         let mut ok = true;
         for (index, def) in file.stages.into_iter().enumerate() {
             if def != self.stages[index] {
-                let outcome = self.swap_to(index, def);
+                let outcome = if only_replicas_differ(&self.stages[index], &def) {
+                    self.scale(index, def)
+                } else {
+                    self.swap_to(index, def)
+                };
                 ok &= outcome.ok;
                 results.push(outcome);
             }
@@ -311,4 +315,68 @@ impl Supervisor {
             ..Outcome::default()
         }
     }
+
+    /// Changes the replica count of stage `index` without a swap: added replicas join the
+    /// group (the cooperative assignor moves only the partitions they take), removed ones
+    /// drain (finish their batch, commit, leave) and are forgotten. A source runs as one
+    /// process: two would emit the same records.
+    fn scale(&mut self, index: usize, new: StageDef) -> Outcome {
+        let old = self.stages[index].clone();
+        let stage = old.name.clone();
+        let is_source = self.procs.iter().filter(|p| p.stage == index).any(|p| {
+            p.plugin
+                .as_ref()
+                .is_some_and(|(_, _, kind)| kind == "source")
+        });
+        if is_source && new.replicas > 1 {
+            return Outcome {
+                stage: Some(stage),
+                reason: Some(
+                    "a source stage runs one process; two would emit the same records".into(),
+                ),
+                ..Outcome::default()
+            };
+        }
+        tracing::info!(stage = %stage, from = old.replicas, to = new.replicas, "scaling");
+        let outcome = if new.replicas > old.replicas {
+            let ids: Vec<u64> = (old.replicas..new.replicas)
+                .map(|replica| self.spawn(index, replica, new.clone(), Role::Serving))
+                .collect();
+            let join_timeout = Duration::from_secs(self.pipeline.swap.join_timeout_secs);
+            self.watch(&ids, join_timeout, Some(|p| p.joined))
+        } else {
+            let leaving: Vec<u64> = self
+                .procs
+                .iter()
+                .filter(|p| p.stage == index && p.replica >= new.replicas)
+                .map(|p| p.id)
+                .collect();
+            self.retire(&leaving);
+            Ok(())
+        };
+        // Added replicas that failed to join keep being supervised like any replica.
+        self.stages[index] = new;
+        match outcome {
+            Ok(()) => Outcome {
+                ok: true,
+                stage: Some(stage),
+                changed: Some(true),
+                ..Outcome::default()
+            },
+            Err(reason) => Outcome {
+                stage: Some(stage),
+                reason: Some(reason),
+                ..Outcome::default()
+            },
+        }
+    }
+}
+
+/// Whether two definitions of a stage differ in their replica count only.
+fn only_replicas_differ(old: &StageDef, new: &StageDef) -> bool {
+    old.replicas != new.replicas
+        && &StageDef {
+            replicas: new.replicas,
+            ..old.clone()
+        } == new
 }
