@@ -535,11 +535,19 @@ impl<'a> Kafka<'a> {
     }
 
     fn consumer(&self, group: &str) -> Result<BaseConsumer<EventsContext>, PipelineError> {
+        self.consumer_with(group, "read_committed")
+    }
+
+    fn consumer_with(
+        &self,
+        group: &str,
+        isolation: &str,
+    ) -> Result<BaseConsumer<EventsContext>, PipelineError> {
         self.conn
             .client_config(&[
                 ("group.id", group),
                 ("enable.auto.commit", "false"),
-                ("isolation.level", "read_committed"),
+                ("isolation.level", isolation),
             ])
             .create_with_context(EventsContext::default())
             .map_err(|e| PipelineError::Io(format!("a consumer: {e}")))
@@ -559,8 +567,13 @@ impl<'a> Kafka<'a> {
 
     /// `group`'s committed offsets on `topic`; a partition with none starts at its low
     /// watermark, as the live stage would (`auto.offset.reset=earliest`).
+    ///
+    /// Read uncommitted: a `read_committed` consumer asks for stable offsets only (KIP-447),
+    /// and an exactly-once stage has a transaction open nearly all the time, so the broker
+    /// would answer "unstable" until the request timed out. The last committed offsets are
+    /// all a canary needs to start from.
     fn committed(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, i64>, PipelineError> {
-        let consumer = self.consumer(group)?;
+        let consumer = self.consumer_with(group, "read_uncommitted")?;
         let mut tpl = TopicPartitionList::new();
         for partition in self.partitions(topic)? {
             tpl.add_partition(topic, partition);

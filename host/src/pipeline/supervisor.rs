@@ -86,6 +86,8 @@ pub struct Proc {
     pub log: PathBuf,
     /// The port it serves metrics on, kept across restarts.
     pub metrics_port: Option<u16>,
+    /// Its producer's transactional id (used only with --exactly-once), kept across restarts.
+    pub transactional_id: String,
     /// Why its last run failed, as it said in its `failed` status line.
     pub failure_reported: Option<(FailureKind, String)>,
     /// The last record it skipped or dead-lettered, as it said in a status line.
@@ -149,6 +151,41 @@ impl Proc {
 }
 
 /// A running pipeline.
+/// Which of a stage's two sets of transactional ids a process uses (only with
+/// `--exactly-once`).
+///
+/// An id is stable per replica and set, so a restarted process fences its crashed
+/// predecessor and aborts the transaction it left open (instead of that transaction holding
+/// back every `read_committed` reader until it times out). A swap runs the new version beside
+/// the old one, replica for replica, so the new processes take the other set: with the old
+/// one's ids they would fence the processes they are meant to relieve, and each restart of
+/// one would fence the other in turn. The sets alternate with each swap. Zombies are still
+/// fenced across sets: offsets are committed with the consumer group's generation, which a
+/// process that lost its partitions no longer has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdSet {
+    First,
+    Second,
+}
+
+impl IdSet {
+    /// The set a swap's new processes use.
+    pub fn other(self) -> IdSet {
+        match self {
+            IdSet::First => IdSet::Second,
+            IdSet::Second => IdSet::First,
+        }
+    }
+
+    /// `<pipeline>.<stage>.<replica>` in the first set, with `.b` appended in the second.
+    pub fn transactional_id(self, pipeline: &str, stage: &str, replica: u32) -> String {
+        match self {
+            IdSet::First => format!("{pipeline}.{stage}.{replica}"),
+            IdSet::Second => format!("{pipeline}.{stage}.{replica}.b"),
+        }
+    }
+}
+
 pub struct Supervisor {
     pub(super) pipeline: Pipeline,
     pub(super) exe: PathBuf,
@@ -158,6 +195,8 @@ pub struct Supervisor {
     tx: Sender<Event>,
     rx: Receiver<Event>,
     next_id: u64,
+    /// Per stage, the transactional id set its serving processes use (see [`IdSet`]).
+    pub(super) id_sets: Vec<IdSet>,
     pub(super) stop: Arc<AtomicBool>,
     reload: Arc<AtomicBool>,
     deferred: VecDeque<Envelope>,
@@ -201,6 +240,7 @@ impl Supervisor {
         );
         Ok(Supervisor {
             stages: pipeline.stages.clone(),
+            id_sets: vec![IdSet::First; pipeline.stages.len()],
             pipeline,
             exe,
             procs: Vec::new(),
@@ -272,7 +312,7 @@ impl Supervisor {
             let def = self.stages[index].clone();
             tracing::info!(stage = %def.name, replicas = def.replicas, plugin = %def.plugin.display(), "starting stage");
             for replica in 0..def.replicas {
-                self.spawn(index, replica, def.clone(), Role::Serving);
+                self.spawn(index, replica, def.clone(), Role::Serving, IdSet::First);
             }
             self.wait_until(None, |s| {
                 s.start_failure.is_some()
@@ -374,7 +414,16 @@ impl Supervisor {
     }
 
     /// Starts a process of stage `stage` running `def`. Returns its id.
-    pub(super) fn spawn(&mut self, stage: usize, replica: u32, def: StageDef, role: Role) -> u64 {
+    /// Starts replica `replica` of stage `stage` running `def`, with transactional ids from
+    /// `id_set`.
+    pub(super) fn spawn(
+        &mut self,
+        stage: usize,
+        replica: u32,
+        def: StageDef,
+        role: Role,
+        id_set: IdSet,
+    ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let log = self
@@ -399,6 +448,7 @@ impl Supervisor {
             last_exit: None,
             log,
             metrics_port,
+            transactional_id: id_set.transactional_id(&self.pipeline.name, &def.name, replica),
             started_at: Instant::now(),
             retry_at: None,
             restart: RestartPolicy::default(),
@@ -441,18 +491,13 @@ impl Supervisor {
         proc.exit_code = None;
         proc.failure_reported = None;
         proc.record_failure = None;
-        // A stable transactional id per replica (used only with --exactly-once): a restarted or
-        // swapped-in process fences the one it replaces, and replicas never fence each other.
         let mut args = proc.def.stage_host_args();
         // Outputs name their inputs, so a canary can compare versions (a source has none).
         if !proc.def.args.iter().any(|a| a == "--position-headers") {
             args.push("--position-headers".into());
         }
         args.push("--transactional-id".into());
-        args.push(format!(
-            "{}.{}.{}",
-            self.pipeline.name, proc.def.name, proc.replica
-        ));
+        args.push(proc.transactional_id.clone());
         if let Some(port) = proc.metrics_port {
             args.push("--metrics-addr".into());
             args.push(self.metrics_addr(port));

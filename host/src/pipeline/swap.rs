@@ -92,9 +92,17 @@ impl Supervisor {
         if is_source {
             self.retire(&old_ids);
         }
+        // A source's old processes are gone by now, and its checkpoints are keyed by its
+        // transactional id: the new one takes the same ids, to resume where the old one stood.
+        let serving_ids = self.id_sets[index];
+        let new_id_set = if is_source {
+            serving_ids
+        } else {
+            serving_ids.other()
+        };
         tracing::info!(stage = %stage, replicas = new.replicas, "swap: starting the new processes");
         let new_ids: Vec<u64> = (0..new.replicas)
-            .map(|replica| self.spawn(index, replica, new.clone(), Role::Candidate))
+            .map(|replica| self.spawn(index, replica, new.clone(), Role::Candidate, new_id_set))
             .collect();
         let probation = Duration::from_secs_f64(self.pipeline.swap.probation_secs);
         let join_timeout = Duration::from_secs(self.pipeline.swap.join_timeout_secs);
@@ -123,7 +131,7 @@ impl Supervisor {
             self.terminate(&new_ids);
             if !old_running {
                 for replica in 0..old.replicas {
-                    self.spawn(index, replica, old.clone(), Role::Serving);
+                    self.spawn(index, replica, old.clone(), Role::Serving, serving_ids);
                 }
             }
             return Outcome {
@@ -138,6 +146,7 @@ impl Supervisor {
         for proc in self.procs.iter_mut().filter(|p| new_ids.contains(&p.id)) {
             proc.role = Role::Serving;
         }
+        self.id_sets[index] = new_id_set;
         self.stages[index] = new.clone();
         let elapsed = started.elapsed().as_secs_f64();
         tracing::info!(stage = %stage, plugin = %new.plugin.display(), version = %checked.version, seconds = elapsed, "swap done");
@@ -340,7 +349,10 @@ impl Supervisor {
         tracing::info!(stage = %stage, from = old.replicas, to = new.replicas, "scaling");
         let outcome = if new.replicas > old.replicas {
             let ids: Vec<u64> = (old.replicas..new.replicas)
-                .map(|replica| self.spawn(index, replica, new.clone(), Role::Serving))
+                .map(|replica| {
+                    let id_set = self.id_sets[index];
+                    self.spawn(index, replica, new.clone(), Role::Serving, id_set)
+                })
                 .collect();
             let join_timeout = Duration::from_secs(self.pipeline.swap.join_timeout_secs);
             self.watch(&ids, join_timeout, Some(|p| p.joined))
