@@ -9,11 +9,15 @@
 
 mod cli;
 mod cluster;
+mod commands;
+mod group;
 mod latency;
 mod linked;
 mod passthrough;
+mod perf_test;
 mod preload;
 mod process;
+mod replicas;
 mod report;
 mod run;
 mod scenario;
