@@ -70,6 +70,19 @@ pub struct BenchArgs {
     )]
     pub perf_test_jvm_options: String,
 
+    /// Instead of the benchmark: run (b) and (c) under `valgrind --tool=callgrind` over a small
+    /// input and report instructions per record (callgrind.json and callgrind.md in `--out`).
+    #[arg(long)]
+    pub callgrind: bool,
+
+    /// Records of the callgrind runs.
+    #[arg(long, default_value = "50000")]
+    pub callgrind_records: u64,
+
+    /// The valgrind to run callgrind with (callgrind_control is looked up beside it).
+    #[arg(long, default_value = "valgrind")]
+    pub valgrind: PathBuf,
+
     /// Input rate of the fixed-rate latency runs, records per second (the other latency run
     /// of each scenario is at half its own measured maximum).
     #[arg(long, default_value = "10000")]

@@ -1,12 +1,13 @@
 //! A consumer group's membership as the coordinator describes it: how many members hold a
 //! partition of a topic. Several processes (or stream threads) start one after another, so
 //! their group rebalances until the last has joined; a measurement of their joint throughput
-//! starts once every one of them has its partitions.
+//! starts once every one of them has its partitions, and a profile starts once the stage
+//! under it has its assignment.
 
 use crate::cluster::Cluster;
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Describes one group.
 pub struct GroupWatch {
@@ -51,6 +52,26 @@ impl GroupWatch {
                     .is_some_and(|a| assignment_names(a, self.topic.as_bytes()))
             })
             .count())
+    }
+
+    /// Waits until `members` members hold partitions, failing after `timeout`.
+    pub fn wait_for(&self, members: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let assigned = self.assigned_members()?;
+            if assigned >= members {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "group {}: {assigned} of {members} members hold a partition of {} after {} s",
+                    self.group,
+                    self.topic,
+                    timeout.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! scenario is measured the same way: as a separate process whose CPU time and peak RSS are
 //! read from `/proc`.
 
+mod callgrind;
 mod cli;
 mod cluster;
 mod commands;

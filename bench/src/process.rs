@@ -53,6 +53,11 @@ impl StageProcess {
         Ok(())
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// CPU time and peak RSS so far.
     pub fn usage(&self) -> Result<Usage> {
         let pid = self.child.id();

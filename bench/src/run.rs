@@ -46,6 +46,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             );
         }
     }
+    if args.callgrind {
+        return crate::callgrind::run(args);
+    }
     if !args.skip_kstreams && !args.kstreams_jar.is_file() {
         bail!(
             "{} not found; run `mvn -B -f bench/kstreams/pom.xml package` or pass --skip-kstreams",
