@@ -43,7 +43,48 @@ pub struct BenchArgs {
     #[arg(long)]
     pub skip_kstreams: bool,
 
-    /// Input rate of the latency runs, records per second.
+    /// Skip the replicas curve (stage two with 1, 2 and 4 processes, Kafka Streams with as
+    /// many threads, on a 4-partition input of `--records` records).
+    #[arg(long)]
+    pub skip_replicas: bool,
+
+    /// Replica processes (and Kafka Streams threads) of the replicas curve.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    pub replicas: Vec<u32>,
+
+    /// Skip the broker's reference line (Kafka's kafka-producer-perf-test and
+    /// kafka-consumer-perf-test).
+    #[arg(long)]
+    pub skip_broker_reference: bool,
+
+    /// The launcher of Kafka's tools (its `version` names the broker in the report).
+    #[arg(long, default_value = "kafka_cluster/kafka/kafka")]
+    pub kafka_tool: PathBuf,
+
+    /// JVM options of the perf tests, after the launcher's (which cap the JIT at C1 for
+    /// short-lived tools); separated by spaces.
+    #[arg(
+        long,
+        default_value = "-XX:TieredStopAtLevel=4",
+        allow_hyphen_values = true
+    )]
+    pub perf_test_jvm_options: String,
+
+    /// Instead of the benchmark: run (b) and (c) under `valgrind --tool=callgrind` over a small
+    /// input and report instructions per record (callgrind.json and callgrind.md in `--out`).
+    #[arg(long)]
+    pub callgrind: bool,
+
+    /// Records of the callgrind runs.
+    #[arg(long, default_value = "50000")]
+    pub callgrind_records: u64,
+
+    /// The valgrind to run callgrind with (callgrind_control is looked up beside it).
+    #[arg(long, default_value = "valgrind")]
+    pub valgrind: PathBuf,
+
+    /// Input rate of the fixed-rate latency runs, records per second (the other latency run
+    /// of each scenario is at half its own measured maximum).
     #[arg(long, default_value = "10000")]
     pub latency_rate: u64,
 

@@ -7,13 +7,18 @@
 //! scenario is measured the same way: as a separate process whose CPU time and peak RSS are
 //! read from `/proc`.
 
+mod callgrind;
 mod cli;
 mod cluster;
+mod commands;
+mod group;
 mod latency;
 mod linked;
 mod passthrough;
+mod perf_test;
 mod preload;
 mod process;
+mod replicas;
 mod report;
 mod run;
 mod scenario;

@@ -53,6 +53,11 @@ impl StageProcess {
         Ok(())
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// CPU time and peak RSS so far.
     pub fn usage(&self) -> Result<Usage> {
         let pid = self.child.id();
@@ -63,10 +68,21 @@ impl StageProcess {
     }
 
     /// Sends SIGTERM and waits up to `grace` for a clean exit, then kills.
-    pub fn stop(mut self, grace: Duration) -> Result<()> {
+    pub fn stop(self, grace: Duration) -> Result<()> {
+        self.terminate();
+        self.wait_or_kill(grace)
+    }
+
+    /// Sends SIGTERM, once: a stage takes a second one as "stop now, without draining".
+    fn terminate(&self) {
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: `pid` is our own child, not yet reaped (we hold its `Child`).
         unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+
+    /// Waits up to `grace` for the process to exit after [`StageProcess::terminate`], then
+    /// kills it.
+    fn wait_or_kill(mut self, grace: Duration) -> Result<()> {
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {
@@ -78,6 +94,60 @@ impl StageProcess {
         self.child.kill()?;
         self.child.wait()?;
         Ok(())
+    }
+}
+
+/// What a throughput measurement watches: one process, or several that share the work.
+pub trait Measured {
+    /// Fails if a process has exited.
+    fn check_running(&mut self) -> Result<()>;
+    /// CPU seconds summed over the processes; the largest peak RSS of any one of them.
+    fn usage(&self) -> Result<Usage>;
+}
+
+impl Measured for StageProcess {
+    fn check_running(&mut self) -> Result<()> {
+        StageProcess::check_running(self)
+    }
+
+    fn usage(&self) -> Result<Usage> {
+        StageProcess::usage(self)
+    }
+}
+
+/// Several processes measured as one: replicas of a stage in one consumer group.
+pub struct ProcessSet(pub Vec<StageProcess>);
+
+impl Measured for ProcessSet {
+    fn check_running(&mut self) -> Result<()> {
+        self.0.iter_mut().try_for_each(StageProcess::check_running)
+    }
+
+    fn usage(&self) -> Result<Usage> {
+        let each = self.usage_each()?;
+        Ok(Usage {
+            cpu_seconds: each.iter().map(|u| u.cpu_seconds).sum(),
+            peak_rss_bytes: each.iter().map(|u| u.peak_rss_bytes).max().unwrap_or(0),
+        })
+    }
+}
+
+impl ProcessSet {
+    /// CPU time and peak RSS of each process, in start order.
+    pub fn usage_each(&self) -> Result<Vec<Usage>> {
+        self.0.iter().map(StageProcess::usage).collect()
+    }
+
+    /// Stops every process (SIGTERM to all first, so they leave the group together).
+    pub fn stop(self, grace: Duration) -> Result<()> {
+        self.0.iter().for_each(StageProcess::terminate);
+        let mut first_error = None;
+        for p in self.0 {
+            if let Err(e) = p.wait_or_kill(grace) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }
 

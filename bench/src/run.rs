@@ -1,11 +1,16 @@
-//! One benchmark run: preload, then each scenario in turn on the same data (throughput, then
-//! latency at a fixed rate through the same still-running process), then the report.
+//! One benchmark run: preload, the broker's reference (Kafka's perf tests), then each
+//! scenario in turn on the same data (throughput, then latency at a fixed rate and at half the
+//! scenario's maximum through the same still-running process), then the replicas curve on an
+//! input of its own, then the report.
 
 use crate::cli::BenchArgs;
 use crate::cluster::Cluster;
-use crate::latency;
+use crate::commands::{self, expand_home};
+use crate::latency::{self, Latency, Load};
+use crate::perf_test;
 use crate::preload::{self, RecordMaker};
 use crate::process::StageProcess;
+use crate::replicas;
 use crate::report::{properties, Report, ScenarioResult, Settings};
 use crate::scenario::{measure_throughput, wait_until_committed, Scenario};
 use crate::svg;
@@ -13,8 +18,7 @@ use anyhow::{bail, Context, Result};
 use plugin_api::Stage;
 use stage_host::runner::stage::{DEFAULT_BATCH_SIZE, DEFAULT_BATCH_WAIT_MS, MAX_IN_FLIGHT_BATCHES};
 use stage_host::settings::{CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Settings of the Python scenarios' clients (bench/python/stage_two.py).
@@ -42,6 +46,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             );
         }
     }
+    if args.callgrind {
+        return crate::callgrind::run(args);
+    }
     if !args.skip_kstreams && !args.kstreams_jar.is_file() {
         bail!(
             "{} not found; run `mvn -B -f bench/kstreams/pom.xml package` or pass --skip-kstreams",
@@ -55,12 +62,39 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             python.display()
         );
     }
+    let broker = match perf_test::kafka_version(&args.kafka_tool) {
+        Ok(version) => format!("Apache Kafka {version}"),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "the broker's version is unknown");
+            "Apache Kafka, version unknown".to_string()
+        }
+    };
     let mut cluster = Cluster::new(&args.connection)?;
     let run_id = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let input = format!("bench-{run_id}-input");
     tracing::info!(records = args.records, topic = %input, "preloading");
     let preloaded = preload::preload(&mut cluster, &input, args.records)?;
     let bytes_per_record = preloaded.bytes as f64 / preloaded.records.max(1) as f64;
+
+    let broker_reference = if args.skip_broker_reference {
+        None
+    } else {
+        tracing::info!(
+            "the broker's reference: kafka-producer-perf-test, kafka-consumer-perf-test"
+        );
+        Some(
+            perf_test::run(
+                &mut cluster,
+                &args.kafka_tool,
+                &args.perf_test_jvm_options,
+                &format!("bench-{run_id}-perf-test"),
+                args.records,
+                bytes_per_record.round() as u64,
+                &args.log_dir,
+            )
+            .context("the broker's reference (--skip-broker-reference leaves it out)")?,
+        )
+    };
 
     let mut scenarios = Vec::new();
     // Latency runs append to the shared input topic; the next scenario's stage reads those
@@ -95,15 +129,33 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         if scenario.is_python() {
             cluster.delete_topic(&topic);
         } else {
-            appended += result.latency.as_ref().map_or(0, |l| l.sent);
+            appended += [&result.latency, &result.latency_half_max]
+                .into_iter()
+                .flatten()
+                .map(|l| l.sent)
+                .sum::<u64>();
         }
         scenarios.push(result);
     }
+    cluster.delete_topic(&input);
+
+    let replicas = if args.skip_replicas || args.replicas.is_empty() {
+        Vec::new()
+    } else {
+        let input = format!("bench-{run_id}-replicas-input");
+        tracing::info!(records = args.records, topic = %input, "preloading the replicas' input");
+        preload::preload(&mut cluster, &input, args.records)?;
+        let runs = replicas::run(args, &mut cluster, run_id, &input, bytes_per_record)
+            .context("the replicas curve (--skip-replicas leaves it out)");
+        cluster.delete_topic(&input);
+        runs?
+    };
     cluster.delete_created();
 
     let mut report = Report {
         finished_at_unix: SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        broker,
         records: args.records,
         python_sample: args.python_sample,
         bytes_per_record,
@@ -127,6 +179,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             latency_consumer: properties(latency::MEASURING_CONSUMER),
         },
         scenarios,
+        broker_reference,
+        replicas,
         targets: Vec::new(),
     };
     report.check_targets();
@@ -156,7 +210,15 @@ fn run_scenario(
     // Every scenario writes to an output topic shaped as stage two declares it.
     let partitions = stage_two::StageTwo::spec().output_topic.partitions;
     cluster.create_topic(&output, partitions)?;
-    let command = command_for(args, scenario, topics.input, &output, &group)?;
+    let command = commands::command_for(
+        args,
+        scenario,
+        commands::Topics {
+            input: topics.input,
+            output: &output,
+            group: &group,
+        },
+    )?;
     let log = args.log_dir.join(format!("{}.log", scenario.id()));
     tracing::info!(scenario = scenario.id(), records = topics.records, log = %log.display(), "running");
     let mut process = StageProcess::start(command, &log)?;
@@ -176,128 +238,52 @@ fn run_scenario(
             peak_rss_mb = throughput.peak_rss_mb,
             "throughput"
         );
-        let (latency, latency_skipped) =
-            if throughput.records_per_second < args.latency_rate as f64 * 1.2 {
-                let why = format!(
-                    "its throughput ({:.0} records/s) cannot sustain {} records/s",
-                    throughput.records_per_second, args.latency_rate
-                );
-                (None, Some(why))
-            } else {
-                wait_until_committed(cluster, &mut process, topics.input, &group, topics.in_topic)?;
-                let mut maker = RecordMaker::for_topic(cluster, topics.input)?;
-                let l = latency::measure_latency(
-                    cluster,
-                    &mut maker,
-                    topics.input,
-                    &output,
-                    args.latency_rate,
-                    args.latency_seconds,
-                )?;
-                tracing::info!(
-                    scenario = scenario.id(),
-                    p50_ms = l.p50_ms,
-                    p99_ms = l.p99_ms,
-                    received = l.received,
-                    "latency"
-                );
-                (Some(l), None)
-            };
+        // Each latency run starts from an idle stage: caught up with everything in its input,
+        // including what earlier scenarios' and its own earlier latency runs appended.
+        let mut in_topic = topics.in_topic;
+        let mut latency_run = |load: Load| -> Result<(Option<Latency>, Option<String>)> {
+            let rate =
+                match latency::run_rate(load, args.latency_rate, throughput.records_per_second) {
+                    Ok(rate) => rate,
+                    Err(why) => return Ok((None, Some(why))),
+                };
+            wait_until_committed(cluster, &mut process, topics.input, &group, in_topic)?;
+            let mut maker = RecordMaker::for_topic(cluster, topics.input)?;
+            let l = latency::measure_latency(
+                cluster,
+                &mut maker,
+                topics.input,
+                &output,
+                rate,
+                args.latency_seconds,
+            )?;
+            in_topic += l.sent;
+            tracing::info!(
+                scenario = scenario.id(),
+                rate,
+                p50_ms = l.p50_ms,
+                p99_ms = l.p99_ms,
+                p999_ms = l.p999_ms,
+                received = l.received,
+                "latency"
+            );
+            Ok((Some(l), None))
+        };
+        let (latency, latency_skipped) = latency_run(Load::Fixed)?;
+        let (latency_half_max, latency_half_max_skipped) = latency_run(Load::HalfMax)?;
         anyhow::Ok(ScenarioResult {
             scenario,
             label: scenario.label().to_string(),
             throughput,
             latency,
             latency_skipped,
+            latency_half_max,
+            latency_half_max_skipped,
         })
     })();
     process.stop(Duration::from_secs(40))?;
     cluster.delete_topic(&output);
     measured
-}
-
-/// The process for `scenario`. Children find the cluster through stage-host's environment
-/// variables, which every one of them reads.
-fn command_for(
-    args: &BenchArgs,
-    scenario: Scenario,
-    input: &str,
-    output: &str,
-    group: &str,
-) -> Result<Command> {
-    let topics = [
-        "--input-topic",
-        input,
-        "--output-topic",
-        output,
-        "--group-id",
-        group,
-    ];
-    let mut command = match scenario {
-        Scenario::Ceiling | Scenario::Linked => {
-            let mut c = Command::new(std::env::current_exe()?);
-            c.arg(if scenario == Scenario::Ceiling {
-                "passthrough"
-            } else {
-                "linked-stage"
-            });
-            c.args(topics);
-            c
-        }
-        Scenario::Plugin => {
-            let mut c = Command::new(&args.stage_host);
-            c.arg("--plugin").arg(&args.plugin).args(topics);
-            c
-        }
-        Scenario::KafkaStreams | Scenario::KafkaStreamsEos => {
-            // The child is the JVM itself, so /proc measures Streams, not a launcher. Its
-            // consumer group is its application.id, which `--group-id` sets.
-            let mut c = Command::new(&args.java);
-            c.args(args.kstreams_jvm_options.split_whitespace())
-                .arg("-jar")
-                .arg(&args.kstreams_jar)
-                .args(topics)
-                .args([
-                    "--mode",
-                    if scenario == Scenario::KafkaStreamsEos {
-                        "exactly_once_v2"
-                    } else {
-                        "at_least_once"
-                    },
-                    "--threads",
-                    &args.kstreams_threads.to_string(),
-                ]);
-            c
-        }
-        Scenario::PythonPerRecord | Scenario::PythonBatched => {
-            let mut c = Command::new(expand_home(&args.python));
-            c.arg(&args.python_script).args(topics).args([
-                "--mode",
-                if scenario == Scenario::PythonPerRecord {
-                    "flush-per-record"
-                } else {
-                    "batched"
-                },
-                "--output-schema",
-                "schemas/stage_two.json",
-            ]);
-            c
-        }
-    };
-    let conn = &args.connection;
-    command
-        .env("STAGE_HOST_BOOTSTRAP_SERVERS", &conn.bootstrap_servers)
-        .env("STAGE_HOST_SCHEMA_REGISTRY_URL", &conn.schema_registry_url)
-        .env_remove("STAGE_HOST_PLUGIN")
-        .env("RUST_LOG", "info");
-    Ok(command)
-}
-
-fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
-        _ => PathBuf::from(path),
-    }
 }
 
 /// Writes results.json, results.md and results.svg into `dir`.

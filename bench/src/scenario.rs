@@ -3,7 +3,7 @@
 //! (every scenario commits only what it has produced).
 
 use crate::cluster::{Cluster, GroupOffsets};
-use crate::process::StageProcess;
+use crate::process::Measured;
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -16,6 +16,8 @@ pub enum Scenario {
     Ceiling,
     /// (b) stage-host with the stage-two plugin.
     Plugin,
+    /// (b-eos) the same with `--exactly-once`: one transaction per batch.
+    PluginEos,
     /// (c) stage-two linked into the host's runner.
     Linked,
     /// (e) the same transform on Kafka Streams (bench/kstreams), at_least_once.
@@ -30,9 +32,10 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Ceiling,
         Scenario::Plugin,
+        Scenario::PluginEos,
         Scenario::Linked,
         Scenario::KafkaStreams,
         Scenario::KafkaStreamsEos,
@@ -45,6 +48,7 @@ impl Scenario {
         match self {
             Scenario::Ceiling => "ceiling",
             Scenario::Plugin => "plugin",
+            Scenario::PluginEos => "plugin-eos",
             Scenario::Linked => "linked",
             Scenario::KafkaStreams => "kstreams",
             Scenario::KafkaStreamsEos => "kstreams-eos",
@@ -58,6 +62,7 @@ impl Scenario {
         match self {
             Scenario::Ceiling => "(a) ceiling: rdkafka passthrough",
             Scenario::Plugin => "(b) stage-host + libstage_two.so",
+            Scenario::PluginEos => "(b-eos) stage-host + libstage_two.so, exactly-once",
             Scenario::Linked => "(c) stage-two linked, no plugin",
             Scenario::KafkaStreams => "(e) Kafka Streams, at_least_once",
             Scenario::KafkaStreamsEos => "(e-eos) Kafka Streams, exactly_once_v2",
@@ -107,25 +112,53 @@ const STALL: Duration = Duration::from_secs(120);
 /// measures `process`.
 pub fn measure_throughput(
     cluster: &Cluster,
-    process: &mut StageProcess,
+    process: &mut impl Measured,
     input_topic: &str,
     group: &str,
     records: u64,
     bytes_per_record: f64,
 ) -> Result<Throughput> {
+    measure_throughput_from(
+        cluster,
+        process,
+        input_topic,
+        group,
+        records,
+        bytes_per_record,
+        |_| Ok(true),
+    )
+}
+
+/// [`measure_throughput`], with the timed window opening at the first look at which records
+/// have been committed and `window_opens` (given the records committed so far) answers true
+/// (replicas: once every one of them has its partitions). If it never does before the end, the
+/// window opens at the first commit.
+pub fn measure_throughput_from(
+    cluster: &Cluster,
+    process: &mut impl Measured,
+    input_topic: &str,
+    group: &str,
+    records: u64,
+    bytes_per_record: f64,
+    mut window_opens: impl FnMut(u64) -> Result<bool>,
+) -> Result<Throughput> {
     let started = Instant::now();
-    let mut commits = CommitWatch::new(cluster, input_topic, group)?;
-    let mut first: Option<(Instant, u64, f64)> = None;
+    let mut commits = CommitWatch::new(cluster, input_topic, group, STALL)?;
+    let mut first_commit: Option<(Instant, u64, f64)> = None;
+    let mut window: Option<(Instant, u64, f64)> = None;
     loop {
         process.check_running()?;
         let seen = commits.seen(records)?;
         let now = Instant::now();
-        if seen > 0 && first.is_none() {
-            first = Some((now, seen, process.usage()?.cpu_seconds));
+        if seen > 0 && first_commit.is_none() {
+            first_commit = Some((now, seen, process.usage()?.cpu_seconds));
+        }
+        if seen > 0 && seen < records && window.is_none() && window_opens(seen)? {
+            window = Some((Instant::now(), seen, process.usage()?.cpu_seconds));
         }
         if seen >= records {
             let usage = process.usage()?;
-            let (t0, seen0, cpu0) = first.expect("set when output appeared");
+            let (t0, seen0, cpu0) = window.or(first_commit).expect("set when output appeared");
             // If everything arrived before the first look, time the whole run instead.
             let (t0, seen0, cpu0) = if seen0 >= records {
                 (started, 0, 0.0)
@@ -155,12 +188,25 @@ pub fn measure_throughput(
 /// after the preload. A latency run must start from an idle stage, or it times the backlog.
 pub fn wait_until_committed(
     cluster: &Cluster,
-    process: &mut StageProcess,
+    process: &mut impl Measured,
     input_topic: &str,
     group: &str,
     total: u64,
 ) -> Result<()> {
-    let mut commits = CommitWatch::new(cluster, input_topic, group)?;
+    wait_until_committed_within(cluster, process, input_topic, group, total, STALL)
+}
+
+/// [`wait_until_committed`], failing after `stall` without progress (a process under
+/// valgrind is 50 times slower).
+pub fn wait_until_committed_within(
+    cluster: &Cluster,
+    process: &mut impl Measured,
+    input_topic: &str,
+    group: &str,
+    total: u64,
+    stall: Duration,
+) -> Result<()> {
+    let mut commits = CommitWatch::new(cluster, input_topic, group, stall)?;
     loop {
         process.check_running()?;
         if commits.seen(total)? >= total {
@@ -171,38 +217,41 @@ pub fn wait_until_committed(
 }
 
 /// Reads how many records of a topic a group has committed, and fails when that number has
-/// not grown for [`STALL`].
-struct CommitWatch<'a> {
+/// not grown for `stall` ([`STALL`] unless the caller says otherwise).
+pub struct CommitWatch<'a> {
     cluster: &'a Cluster,
     topic: &'a str,
     partitions: i32,
     offsets: GroupOffsets,
     last_progress: (Instant, u64),
+    stall: Duration,
 }
 
 impl<'a> CommitWatch<'a> {
-    fn new(cluster: &'a Cluster, topic: &'a str, group: &str) -> Result<Self> {
+    /// Watches `group`'s commits on `topic`.
+    pub fn new(cluster: &'a Cluster, topic: &'a str, group: &str, stall: Duration) -> Result<Self> {
         Ok(CommitWatch {
             cluster,
             topic,
             partitions: cluster.partitions(topic)?,
             offsets: cluster.group_offsets(group)?,
             last_progress: (Instant::now(), 0),
+            stall,
         })
     }
 
     /// Records committed so far, out of the `expected` the caller waits for.
-    fn seen(&mut self, expected: u64) -> Result<u64> {
+    pub fn seen(&mut self, expected: u64) -> Result<u64> {
         let seen = self
             .cluster
             .committed_total(&self.offsets, self.topic, self.partitions)?;
         let now = Instant::now();
         if seen > self.last_progress.1 {
             self.last_progress = (now, seen);
-        } else if seen < expected && now.duration_since(self.last_progress.0) > STALL {
+        } else if seen < expected && now.duration_since(self.last_progress.0) > self.stall {
             bail!(
                 "no progress for {} s after {seen} of {expected} records",
-                STALL.as_secs()
+                self.stall.as_secs()
             );
         }
         Ok(seen)
