@@ -5,16 +5,16 @@
 //! 1.81 a panic unwinding out of an `extern "C"` function aborts the process, and a plugin bug
 //! must not take the host down with it.
 
-use crate::abi::{
-    export_support::{RErr, ROk, RResult, RStr, RString, TD_Opaque},
-    FailureKind, InputBatch, InputRecord, OutputBuffer, PluginModule, PluginModuleRef, ROption,
-    RecordFailure, SourceBox, SourceObject, SourceObject_TO, SourceStatus, StageBox, StageObject,
-    StageObject_TO,
-};
 use crate::avro::{Decoder, Encoder};
-use crate::spec::{StageKind, StageSpec};
+use crate::one_line;
 use crate::stage::{Config, Emitter, Poll, Record, SourceStage, Stage};
-use crate::{one_line, PLUGIN_API_VERSION};
+use plugin_abi::export_support::{PrefixTypeTrait, TD_Opaque};
+use plugin_abi::std_types::{RErr, ROk, ROption, RResult, RStr, RString};
+use plugin_abi::{
+    FailureKind, InputBatch, InputRecord, OutputBuffer, PluginModule, PluginModuleRef,
+    RecordFailure, SourceBox, SourceObject, SourceObject_TO, SourceStatus, StageBox, StageKind,
+    StageObject, StageObject_TO, StageSpec, PLUGIN_API_VERSION,
+};
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -222,8 +222,8 @@ extern "C" fn source_spec<S: SourceStage>() -> RResult<RString, RString> {
     }
 }
 
-/// Constructs `S` behind the ABI trait object. Exported through the root module, and called
-/// directly by [`crate::host::StageInstance::linked`] for a stage compiled into the host.
+/// Constructs `S` behind the ABI trait object. Exported through the root module, and handed
+/// to plugin-host directly for a stage compiled into the host (`crate::linked`).
 pub(crate) extern "C" fn new_stage<S: Stage>(config: RStr<'_>) -> RResult<StageBox, RString> {
     guarded(|| {
         StageAdapter::<S>::construct(config)
@@ -231,7 +231,10 @@ pub(crate) extern "C" fn new_stage<S: Stage>(config: RStr<'_>) -> RResult<StageB
     })
 }
 
-extern "C" fn new_source<S: SourceStage>(config: RStr<'_>) -> RResult<SourceBox, RString> {
+/// Constructs `S` behind the ABI trait object, as [`new_stage`].
+pub(crate) extern "C" fn new_source<S: SourceStage>(
+    config: RStr<'_>,
+) -> RResult<SourceBox, RString> {
     guarded(|| {
         let spec = S::spec();
         let config = config_from(config)?;
@@ -256,7 +259,6 @@ extern "C" fn not_a_source(_: RStr<'_>) -> RResult<SourceBox, RString> {
 /// The root module for a transforming stage. Called by [`crate::export_stage!`].
 #[doc(hidden)]
 pub fn stage_module<S: Stage>() -> PluginModuleRef {
-    use crate::abi::export_support::PrefixTypeTrait;
     PluginModule {
         api_version: PLUGIN_API_VERSION,
         spec_json: stage_spec::<S>,
@@ -269,7 +271,6 @@ pub fn stage_module<S: Stage>() -> PluginModuleRef {
 /// The root module for a source stage. Called by [`crate::export_source!`].
 #[doc(hidden)]
 pub fn source_module<S: SourceStage>() -> PluginModuleRef {
-    use crate::abi::export_support::PrefixTypeTrait;
     PluginModule {
         api_version: PLUGIN_API_VERSION,
         spec_json: source_spec::<S>,
@@ -283,7 +284,7 @@ pub fn source_module<S: SourceStage>() -> PluginModuleRef {
 #[macro_export]
 macro_rules! export_stage {
     ($stage:ty) => {
-        $crate::__export_root_module!($crate::__private::stage_module::<$stage>);
+        $crate::__private::__export_root_module!($crate::__private::stage_module::<$stage>);
     };
 }
 
@@ -291,34 +292,6 @@ macro_rules! export_stage {
 #[macro_export]
 macro_rules! export_source {
     ($source:ty) => {
-        $crate::__export_root_module!($crate::__private::source_module::<$source>);
-    };
-}
-
-/// The symbol abi_stable looks up, with the same shape as its `#[export_root_module]`
-/// attribute, but with every path through this crate so plugins need no direct dependency on
-/// abi_stable. The symbol name is a literal (attributes take no constants); a test checks it
-/// against abi_stable's.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __export_root_module {
-    ($constructor:expr) => {
-        #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
-        pub static __STAGE_PLUGIN_ROOT_MODULE: $crate::__private::LibHeader = {
-            fn root_module() -> $crate::__private::PluginModuleRef {
-                $constructor()
-            }
-            extern "C" fn erased_root_module() -> $crate::__private::RootModuleResult {
-                $crate::__private::__call_root_module_loader(root_module)
-            }
-            // SAFETY: this is the expansion abi_stable's own `#[export_root_module]` produces:
-            // a header whose constructor returns the root module type it is declared with.
-            unsafe {
-                $crate::__private::LibHeader::from_constructor::<$crate::__private::PluginModuleRef>(
-                    erased_root_module,
-                    $crate::__private::CheckTypeLayout::Yes,
-                )
-            }
-        };
+        $crate::__private::__export_root_module!($crate::__private::source_module::<$source>);
     };
 }

@@ -30,11 +30,11 @@
 //!
 //! This module does not cross the plugin boundary and changes nothing in it.
 
-use crate::abi::OutputBuffer;
 use crate::avro::{parse_schema, Decoder, Encoder};
 use crate::one_line;
 use crate::stage::{Config, Emitter, Poll, Record, SourceStage, Stage};
 use apache_avro::{types::Value, Schema};
+use plugin_abi::OutputBuffer;
 
 /// Why a test run failed, as one line.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -20,10 +20,8 @@ use crate::registry::Registry;
 use crate::settings::{Connection, CONSUMER_DEFAULTS};
 use crate::shutdown::Shutdown;
 use crate::watchdog::Watchdog;
-use plugin_api::abi::OutputBuffer;
-use plugin_api::host::{
-    FailureKind, InputBatchBuilder, OutputBufferExt, RecordPosition, StageInstance,
-};
+use plugin_host::OutputBuffer;
+use plugin_host::{FailureKind, InputBatchBuilder, OutputBufferExt, RecordPosition, StageInstance};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::Producer;
