@@ -16,22 +16,30 @@ use plugin_abi::{
     StageObject, StageObject_TO, StageSpec, PLUGIN_API_VERSION,
 };
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
 thread_local! {
     /// Where the plugin's panic hook leaves the message and location of the last panic.
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether this thread is inside a [`guarded`] call, whose panics the hook records.
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Replaces the default panic hook of the plugin's copy of std (a cdylib links its own) with
-/// one that records the panic instead of printing it, so a panicking transform becomes one
-/// error line in the host's log rather than a message and backtrace hint on stderr.
+/// Wraps the panic hook of the plugin's copy of std (a cdylib links its own) with one that
+/// records a panic inside a [`guarded`] call instead of printing it, so a panicking transform
+/// becomes one error line in the host's log rather than a message and backtrace hint on
+/// stderr. Other panics go to the hook that was there before: a stage linked into a program
+/// (the benchmark, an author's unit tests) leaves that program's own panics as they were.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(Cell::get) {
+                return previous(info);
+            }
             let location = info
                 .location()
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
@@ -40,6 +48,22 @@ fn install_panic_hook() {
             LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("panicked{location}: {message}")));
         }));
     });
+}
+
+/// Marks the thread as inside a [`guarded`] call until dropped (restoring the mark it found,
+/// so nested calls keep it).
+struct GuardedScope(bool);
+
+impl GuardedScope {
+    fn enter() -> Self {
+        GuardedScope(GUARDED.with(|g| g.replace(true)))
+    }
+}
+
+impl Drop for GuardedScope {
+    fn drop(&mut self) {
+        GUARDED.with(|g| g.set(self.0));
+    }
 }
 
 fn payload_text(payload: &(dyn Any + Send)) -> String {
@@ -61,6 +85,7 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 /// Runs `f`, turning a panic into an error.
 fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> RResult<T, RString> {
     install_panic_hook();
+    let _scope = GuardedScope::enter();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => RErr(RString::from(e)),
@@ -294,4 +319,42 @@ macro_rules! export_source {
     ($source:ty) => {
         $crate::__private::__export_root_module!($crate::__private::source_module::<$source>);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_panic() -> Option<String> {
+        LAST_PANIC.with(|p| p.borrow().clone())
+    }
+
+    #[test]
+    fn guarded_calls_turn_panics_into_one_error_and_others_are_left_alone() {
+        let err = guarded::<()>(|| panic!("inside")).unwrap_err();
+        assert!(err.as_str().starts_with("panicked at "), "{err}");
+        assert!(err.as_str().ends_with(": inside"), "{err}");
+        assert_eq!(last_panic(), None, "the message is taken, not left behind");
+
+        // The hook is installed now; a panic outside a guarded call goes to the previous
+        // hook and leaves nothing to be mistaken for a later call's panic.
+        let outside = std::panic::catch_unwind(|| panic!("outside"));
+        assert!(outside.is_err());
+        assert_eq!(last_panic(), None);
+
+        // Nested scopes keep the mark until the outermost ends.
+        let nested = guarded(|| {
+            let inner = guarded(|| Ok(1));
+            assert!(GUARDED.with(Cell::get));
+            Ok(inner.unwrap())
+        });
+        assert_eq!(nested.unwrap(), 1);
+        assert!(!GUARDED.with(Cell::get));
+        assert_eq!(
+            guarded::<()>(|| Err("plain error".into()))
+                .unwrap_err()
+                .as_str(),
+            "plain error"
+        );
+    }
 }

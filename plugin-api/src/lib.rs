@@ -6,7 +6,9 @@
 //! library and calls it with batches of Avro datums; the decoding into your input type and
 //! the encoding of what you emit run in the plugin, in code this crate compiles into it.
 //!
-//! [`testing`] runs a stage or source on JSON records in a unit test, without Kafka.
+//! With the `testing` feature (for a plugin crate's dev-dependencies), `plugin_api::testing` runs a
+//! stage or source on JSON records through the path a loaded plugin takes: the export
+//! adapter, the ABI objects and the host's checks, without Kafka.
 //!
 //! The rest is implementation, on the plugin's side of the boundary: the Avro codec and the
 //! adapters from the typed traits to the ABI objects of `plugin-abi`, which is what crosses
@@ -23,6 +25,7 @@ mod stage;
 pub mod codec;
 #[cfg(feature = "linked")]
 pub mod linked;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use avro::{FromAvro, GenericRecord, ToAvro};
