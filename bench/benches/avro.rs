@@ -21,7 +21,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use plugin_api::apache_avro;
-use plugin_api::avro::{Decoder, Encoder};
+use plugin_api::codec::{Decoder, Encoder};
 use plugin_api::FromAvro;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::hint::black_box;

@@ -6,9 +6,9 @@
 //! Build the plugin first: `cargo build --release -p stage-two`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use plugin_api::abi::OutputBuffer;
-use plugin_api::avro::Encoder;
-use plugin_api::host::{InputBatchBuilder, Plugin, RecordPosition, StageInstance};
+use plugin_api::codec::Encoder;
+use plugin_host::OutputBuffer;
+use plugin_host::{InputBatchBuilder, Plugin, RecordPosition, StageInstance};
 use serde::Serialize;
 use std::path::Path;
 
@@ -74,7 +74,7 @@ fn boundary(c: &mut Criterion) {
         }
         Err(e) => eprintln!("skipping the plugin: {e} (cargo build --release -p stage-two)"),
     }
-    let linked = StageInstance::linked::<stage_two::StageTwo>(&serde_json::json!({}))
+    let linked = plugin_api::linked::stage::<stage_two::StageTwo>(&serde_json::json!({}))
         .expect("stage-two constructs");
     bench_stage(c, "process/linked", linked);
 }

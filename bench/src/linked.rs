@@ -1,12 +1,11 @@
 //! The stage-two transform linked into the host's runner: the same start-up and the same
 //! [`StageRunner`] as `stage-host --plugin libstage_two.so`, with the stage constructed by
-//! [`StageInstance::linked`] instead of loaded from the library. The difference between this
+//! [`plugin_api::linked::stage`] instead of loaded from the library. The difference between this
 //! and the plugin run is the cost of the plugin boundary.
 
 use crate::cli::ChildArgs;
 use anyhow::Result;
 use clap::Parser;
-use plugin_api::host::StageInstance;
 use plugin_api::Stage;
 use stage_host::cli::Cli;
 use stage_host::observe::Observer;
@@ -26,7 +25,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
     let defaults = Cli::try_parse_from(["stage-host"])?.run;
     let mut spec = StageTwo::spec();
     spec.output_topic.name = args.output_topic.clone();
-    let instance = StageInstance::linked::<StageTwo>(&serde_json::json!({}))
+    let instance = plugin_api::linked::stage::<StageTwo>(&serde_json::json!({}))
         .map_err(|e| anyhow::anyhow!("constructing stage-two: {e}"))?;
     let registry = Registry::new(&conn.schema_registry_url, None)?;
     topics::ensure_topic(conn, &spec.output_topic, &Shutdown::default())?;

@@ -3,7 +3,7 @@
 
 use crate::cluster::Cluster;
 use anyhow::{Context, Result};
-use plugin_api::avro::Encoder;
+use plugin_api::codec::Encoder;
 use rdkafka::producer::Producer;
 use serde::Serialize;
 use stage_host::framing;

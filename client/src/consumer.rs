@@ -4,7 +4,7 @@
 use crate::framing::unframe;
 use crate::registry::SchemaRegistry;
 use crate::{ClientConfig, ClientError};
-use plugin_api::avro::Decoder;
+use plugin_api::codec::Decoder;
 use plugin_api::FromAvro;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::Message as _;

@@ -3,7 +3,7 @@
 //! variants.
 //!
 //! Values are ordinary serde types. They are encoded with the Avro codec stages use
-//! (`plugin_api::avro`) and framed the Confluent way (magic byte 0, the 4-byte schema id, the
+//! (`plugin_api::codec`) and framed the Confluent way (magic byte 0, the 4-byte schema id, the
 //! datum), so anything written here reads with confluent-kafka's `AvroDeserializer` and the
 //! other way round.
 //!

@@ -6,7 +6,7 @@
 use crate::framing::frame;
 use crate::registry::SchemaRegistry;
 use crate::{ClientConfig, ClientError};
-use plugin_api::avro::Encoder;
+use plugin_api::codec::Encoder;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use serde::Serialize;

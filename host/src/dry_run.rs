@@ -6,7 +6,7 @@
 
 use crate::error::HostError;
 use crate::settings::Connection;
-use plugin_api::{StageKind, StageSpec, PLUGIN_API_VERSION};
+use plugin_host::{StageKind, StageSpec, PLUGIN_API_VERSION};
 use serde_json::{json, Value};
 
 /// Checks the output schemas of `spec` against the registry and prints one JSON line with

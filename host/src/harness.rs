@@ -7,12 +7,12 @@
 //! with `--input-schema`, else the plugin's declared reader schema), and outputs are decoded
 //! with the plugin's output schema and printed as JSON lines.
 
+use crate::avro_json::{decode_json, encode_json};
 use crate::error::HostError;
 use clap::Args;
-use plugin_api::abi::OutputBuffer;
-use plugin_api::host::{InputBatchBuilder, OutputBufferExt, Plugin, RecordPosition};
-use plugin_api::testing::{decode_json, encode_json};
-use plugin_api::StageKind;
+use plugin_host::OutputBuffer;
+use plugin_host::StageKind;
+use plugin_host::{InputBatchBuilder, OutputBufferExt, Plugin, RecordPosition};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ pub fn run(args: &HarnessArgs) -> Result<(), HostError> {
         None => Value::Null,
     };
     let spec = plugin.spec().clone();
-    let output_schema = plugin_api::avro::parse_schema(&spec.output_value_schema)
+    let output_schema = crate::avro_json::parse_schema(&spec.output_value_schema)
         .map_err(|e| HostError::Plugin(format!("the plugin's output schema: {e}")))?;
     let mut stdout = std::io::stdout().lock();
     let mut print = |line: Value| {
@@ -80,7 +80,7 @@ pub fn run(args: &HarnessArgs) -> Result<(), HostError> {
                 produced += 1;
             }
             match status {
-                plugin_api::host::SourceStatus::Finished => break,
+                plugin_host::SourceStatus::Finished => break,
                 _ => std::thread::sleep(std::time::Duration::from_millis(1)),
             }
         }
@@ -102,7 +102,7 @@ pub fn run(args: &HarnessArgs) -> Result<(), HostError> {
             )))
         }
     };
-    let writer = plugin_api::avro::parse_schema(&writer_schema)
+    let writer = crate::avro_json::parse_schema(&writer_schema)
         .map_err(|e| HostError::Config(format!("input schema: {e}")))?;
     let records = read_records(input)?;
 
@@ -154,7 +154,7 @@ pub fn run(args: &HarnessArgs) -> Result<(), HostError> {
 fn output_line(
     input: usize,
     key: Option<&[u8]>,
-    schema: &plugin_api::apache_avro::Schema,
+    schema: &apache_avro::Schema,
     value: &[u8],
 ) -> Value {
     let key = key.map(|k| match std::str::from_utf8(k) {

@@ -1,6 +1,6 @@
 //! `stage-host inspect`: what a plugin declares, without connecting to anything.
 
-use plugin_api::{host::Plugin, StageKind, PLUGIN_API_VERSION};
+use plugin_host::{Plugin, StageKind, PLUGIN_API_VERSION};
 use std::fmt::Write;
 
 /// Renders the plugin's spec as text or JSON.

@@ -5,6 +5,7 @@
 //! arguments, sets up logging and maps errors to exit codes ([`error::exit_code`]).
 
 pub mod admin;
+pub mod avro_json;
 pub mod breaker;
 pub mod cli;
 pub mod client_events;

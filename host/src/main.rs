@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Some(Command::New(args)) => stage_host::scaffold::run(args),
         Some(Command::Inspect { plugin, json }) => {
             stage_host::trust::check_plugin_file(plugin, None)
-                .and_then(|()| plugin_api::host::Plugin::load(plugin).map_err(|e| e.to_string()))
+                .and_then(|()| plugin_host::Plugin::load(plugin).map_err(|e| e.to_string()))
                 .map(|p| print!("{}", stage_host::inspect::render(&p, *json)))
                 .map_err(HostError::Plugin)
         }

@@ -14,8 +14,8 @@ use crate::runner::{Counters, OutputTopic};
 use crate::shutdown::Shutdown;
 use crate::status_report::{self, StatusEvent};
 use crate::{policy::ErrorPolicy, stage_config, topics};
-use plugin_api::host::Plugin;
-use plugin_api::{StageKind, TopicSpec};
+use plugin_host::Plugin;
+use plugin_host::{StageKind, TopicSpec};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -209,7 +209,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
 
 /// The topic and group names the run will use, with the plugin's declarations filled in,
 /// checked before anything is created: a stage must not create a topic it cannot use.
-fn check_effective_names(args: &RunArgs, spec: &plugin_api::StageSpec) -> Result<(), HostError> {
+fn check_effective_names(args: &RunArgs, spec: &plugin_host::StageSpec) -> Result<(), HostError> {
     let declared = |what: &str, name: &str| {
         crate::validate::topic_name(name)
             .map_err(|e| HostError::Config(format!("the {what} (declared by the plugin): {e}")))
@@ -237,14 +237,14 @@ fn check_effective_names(args: &RunArgs, spec: &plugin_api::StageSpec) -> Result
 }
 
 /// The transactional id in exactly-once mode (see [`process_identity`]).
-fn transactional_id(args: &RunArgs, spec: &plugin_api::StageSpec) -> Option<String> {
+fn transactional_id(args: &RunArgs, spec: &plugin_host::StageSpec) -> Option<String> {
     args.exactly_once.then(|| process_identity(args, spec))
 }
 
 /// What identifies this process's work across restarts: `--transactional-id` if given, else
 /// the group (or, for a source, the output topic) and the stage name. It is the transactional
 /// id, so a restarted process fences its predecessor, and the key of a source's checkpoints.
-fn process_identity(args: &RunArgs, spec: &plugin_api::StageSpec) -> String {
+fn process_identity(args: &RunArgs, spec: &plugin_host::StageSpec) -> String {
     args.transactional_id.clone().unwrap_or_else(|| {
         let scope = args
             .group_id
@@ -259,8 +259,8 @@ fn process_identity(args: &RunArgs, spec: &plugin_api::StageSpec) -> String {
 /// (its starting position) keeps them.
 fn source_checkpoints(
     args: &RunArgs,
-    spec: &plugin_api::StageSpec,
-    instance: &plugin_api::host::SourceInstance,
+    spec: &plugin_host::StageSpec,
+    instance: &plugin_host::SourceInstance,
 ) -> Result<Option<CheckpointStore>, HostError> {
     let keeps = instance
         .checkpoint()
@@ -273,7 +273,7 @@ fn source_checkpoints(
 }
 
 /// Tells a supervisor (if any) that this stage is up: for a stage, subscribed to its input.
-fn report_ready(spec: &plugin_api::StageSpec) {
+fn report_ready(spec: &plugin_host::StageSpec) {
     let kind = match spec.kind {
         StageKind::Stage => "stage",
         StageKind::Source => "source",
@@ -286,8 +286,8 @@ fn report_ready(spec: &plugin_api::StageSpec) {
 }
 
 enum Constructed {
-    Stage(Result<plugin_api::host::StageInstance, plugin_api::host::CallError>),
-    Source(Result<plugin_api::host::SourceInstance, plugin_api::host::CallError>),
+    Stage(Result<plugin_host::StageInstance, plugin_host::CallError>),
+    Source(Result<plugin_host::SourceInstance, plugin_host::CallError>),
 }
 
 impl Constructed {

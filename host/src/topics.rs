@@ -4,7 +4,7 @@
 use crate::client_events::EventsContext;
 use crate::settings::Connection;
 use crate::shutdown::Shutdown;
-use plugin_api::TopicSpec;
+use plugin_host::TopicSpec;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, Producer};
@@ -221,7 +221,7 @@ pub fn wait_for_topic(
 /// The REST Proxy v3 topic API.
 pub mod rest {
     use super::TopicError;
-    use plugin_api::TopicSpec;
+    use plugin_host::TopicSpec;
     use serde::Deserialize;
     use serde_json::json;
 

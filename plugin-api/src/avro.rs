@@ -50,6 +50,7 @@ pub enum AvroError {
 use crate::one_line;
 
 /// Parses an Avro schema from JSON.
+#[cfg_attr(not(feature = "codec"), allow(unreachable_pub))]
 pub fn parse_schema(json: &str) -> Result<Schema, AvroError> {
     Schema::parse_str(json).map_err(|e| AvroError::Schema(one_line(e)))
 }
@@ -333,7 +334,7 @@ pub trait FromAvro: Sized {
     /// Converts a decoded Avro value.
     fn from_avro(value: Value) -> Result<Self, String>;
 
-    /// Decodes one datum written with schema `id` (what [`Decoder::decode_into`] calls). By
+    /// Decodes one datum written with schema `id` (what `Decoder::decode_into` calls). By
     /// default: decode to an Avro value, then [`from_avro`](Self::from_avro). Serde types
     /// decode straight into the type when the writer schema needs no resolution.
     fn decode_avro(decoder: &Decoder, id: u32, datum: &[u8]) -> Result<Self, AvroError> {

@@ -5,33 +5,41 @@
 //! 1.81 a panic unwinding out of an `extern "C"` function aborts the process, and a plugin bug
 //! must not take the host down with it.
 
-use crate::abi::{
-    export_support::{RErr, ROk, RResult, RStr, RString, TD_Opaque},
-    FailureKind, InputBatch, InputRecord, OutputBuffer, PluginModule, PluginModuleRef, ROption,
-    RecordFailure, SourceBox, SourceObject, SourceObject_TO, SourceStatus, StageBox, StageObject,
-    StageObject_TO,
-};
 use crate::avro::{Decoder, Encoder};
-use crate::spec::{StageKind, StageSpec};
+use crate::one_line;
 use crate::stage::{Config, Emitter, Poll, Record, SourceStage, Stage};
-use crate::{one_line, PLUGIN_API_VERSION};
+use plugin_abi::export_support::{PrefixTypeTrait, TD_Opaque};
+use plugin_abi::std_types::{RErr, ROk, ROption, RResult, RStr, RString};
+use plugin_abi::{
+    FailureKind, InputBatch, InputRecord, OutputBuffer, PluginModule, PluginModuleRef,
+    RecordFailure, SourceBox, SourceObject, SourceObject_TO, SourceStatus, StageBox, StageKind,
+    StageObject, StageObject_TO, StageSpec, PLUGIN_API_VERSION,
+};
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
 thread_local! {
     /// Where the plugin's panic hook leaves the message and location of the last panic.
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether this thread is inside a [`guarded`] call, whose panics the hook records.
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Replaces the default panic hook of the plugin's copy of std (a cdylib links its own) with
-/// one that records the panic instead of printing it, so a panicking transform becomes one
-/// error line in the host's log rather than a message and backtrace hint on stderr.
+/// Wraps the panic hook of the plugin's copy of std (a cdylib links its own) with one that
+/// records a panic inside a [`guarded`] call instead of printing it, so a panicking transform
+/// becomes one error line in the host's log rather than a message and backtrace hint on
+/// stderr. Other panics go to the hook that was there before: a stage linked into a program
+/// (the benchmark, an author's unit tests) leaves that program's own panics as they were.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(Cell::get) {
+                return previous(info);
+            }
             let location = info
                 .location()
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
@@ -40,6 +48,22 @@ fn install_panic_hook() {
             LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("panicked{location}: {message}")));
         }));
     });
+}
+
+/// Marks the thread as inside a [`guarded`] call until dropped (restoring the mark it found,
+/// so nested calls keep it).
+struct GuardedScope(bool);
+
+impl GuardedScope {
+    fn enter() -> Self {
+        GuardedScope(GUARDED.with(|g| g.replace(true)))
+    }
+}
+
+impl Drop for GuardedScope {
+    fn drop(&mut self) {
+        GUARDED.with(|g| g.set(self.0));
+    }
 }
 
 fn payload_text(payload: &(dyn Any + Send)) -> String {
@@ -61,6 +85,7 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 /// Runs `f`, turning a panic into an error.
 fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> RResult<T, RString> {
     install_panic_hook();
+    let _scope = GuardedScope::enter();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => ROk(v),
         Ok(Err(e)) => RErr(RString::from(e)),
@@ -222,8 +247,8 @@ extern "C" fn source_spec<S: SourceStage>() -> RResult<RString, RString> {
     }
 }
 
-/// Constructs `S` behind the ABI trait object. Exported through the root module, and called
-/// directly by [`crate::host::StageInstance::linked`] for a stage compiled into the host.
+/// Constructs `S` behind the ABI trait object. Exported through the root module, and handed
+/// to plugin-host directly for a stage compiled into the host (`crate::linked`).
 pub(crate) extern "C" fn new_stage<S: Stage>(config: RStr<'_>) -> RResult<StageBox, RString> {
     guarded(|| {
         StageAdapter::<S>::construct(config)
@@ -231,7 +256,10 @@ pub(crate) extern "C" fn new_stage<S: Stage>(config: RStr<'_>) -> RResult<StageB
     })
 }
 
-extern "C" fn new_source<S: SourceStage>(config: RStr<'_>) -> RResult<SourceBox, RString> {
+/// Constructs `S` behind the ABI trait object, as [`new_stage`].
+pub(crate) extern "C" fn new_source<S: SourceStage>(
+    config: RStr<'_>,
+) -> RResult<SourceBox, RString> {
     guarded(|| {
         let spec = S::spec();
         let config = config_from(config)?;
@@ -256,7 +284,6 @@ extern "C" fn not_a_source(_: RStr<'_>) -> RResult<SourceBox, RString> {
 /// The root module for a transforming stage. Called by [`crate::export_stage!`].
 #[doc(hidden)]
 pub fn stage_module<S: Stage>() -> PluginModuleRef {
-    use crate::abi::export_support::PrefixTypeTrait;
     PluginModule {
         api_version: PLUGIN_API_VERSION,
         spec_json: stage_spec::<S>,
@@ -269,7 +296,6 @@ pub fn stage_module<S: Stage>() -> PluginModuleRef {
 /// The root module for a source stage. Called by [`crate::export_source!`].
 #[doc(hidden)]
 pub fn source_module<S: SourceStage>() -> PluginModuleRef {
-    use crate::abi::export_support::PrefixTypeTrait;
     PluginModule {
         api_version: PLUGIN_API_VERSION,
         spec_json: source_spec::<S>,
@@ -283,7 +309,7 @@ pub fn source_module<S: SourceStage>() -> PluginModuleRef {
 #[macro_export]
 macro_rules! export_stage {
     ($stage:ty) => {
-        $crate::__export_root_module!($crate::__private::stage_module::<$stage>);
+        $crate::__private::__export_root_module!($crate::__private::stage_module::<$stage>);
     };
 }
 
@@ -291,34 +317,44 @@ macro_rules! export_stage {
 #[macro_export]
 macro_rules! export_source {
     ($source:ty) => {
-        $crate::__export_root_module!($crate::__private::source_module::<$source>);
+        $crate::__private::__export_root_module!($crate::__private::source_module::<$source>);
     };
 }
 
-/// The symbol abi_stable looks up, with the same shape as its `#[export_root_module]`
-/// attribute, but with every path through this crate so plugins need no direct dependency on
-/// abi_stable. The symbol name is a literal (attributes take no constants); a test checks it
-/// against abi_stable's.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __export_root_module {
-    ($constructor:expr) => {
-        #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
-        pub static __STAGE_PLUGIN_ROOT_MODULE: $crate::__private::LibHeader = {
-            fn root_module() -> $crate::__private::PluginModuleRef {
-                $constructor()
-            }
-            extern "C" fn erased_root_module() -> $crate::__private::RootModuleResult {
-                $crate::__private::__call_root_module_loader(root_module)
-            }
-            // SAFETY: this is the expansion abi_stable's own `#[export_root_module]` produces:
-            // a header whose constructor returns the root module type it is declared with.
-            unsafe {
-                $crate::__private::LibHeader::from_constructor::<$crate::__private::PluginModuleRef>(
-                    erased_root_module,
-                    $crate::__private::CheckTypeLayout::Yes,
-                )
-            }
-        };
-    };
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_panic() -> Option<String> {
+        LAST_PANIC.with(|p| p.borrow().clone())
+    }
+
+    #[test]
+    fn guarded_calls_turn_panics_into_one_error_and_others_are_left_alone() {
+        let err = guarded::<()>(|| panic!("inside")).unwrap_err();
+        assert!(err.as_str().starts_with("panicked at "), "{err}");
+        assert!(err.as_str().ends_with(": inside"), "{err}");
+        assert_eq!(last_panic(), None, "the message is taken, not left behind");
+
+        // The hook is installed now; a panic outside a guarded call goes to the previous
+        // hook and leaves nothing to be mistaken for a later call's panic.
+        let outside = std::panic::catch_unwind(|| panic!("outside"));
+        assert!(outside.is_err());
+        assert_eq!(last_panic(), None);
+
+        // Nested scopes keep the mark until the outermost ends.
+        let nested = guarded(|| {
+            let inner = guarded(|| Ok(1));
+            assert!(GUARDED.with(Cell::get));
+            Ok(inner.unwrap())
+        });
+        assert_eq!(nested.unwrap(), 1);
+        assert!(!GUARDED.with(Cell::get));
+        assert_eq!(
+            guarded::<()>(|| Err("plain error".into()))
+                .unwrap_err()
+                .as_str(),
+            "plain error"
+        );
+    }
 }

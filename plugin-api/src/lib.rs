@@ -1,33 +1,40 @@
-//! The interface between `stage-host` and stage plugins.
+//! What a stage plugin's author depends on.
 //!
-//! Plugin authors implement [`Stage`] (consume, transform, produce) or [`SourceStage`]
-//! (produce only) over ordinary serde types, and export it with [`export_stage!`] or
-//! [`export_source!`] from a `cdylib`. The host loads the library with [`host::Plugin::load`].
+//! Implement [`Stage`] (consume, transform, produce) or [`SourceStage`] (produce only) over
+//! ordinary serde types, declare its topics and schemas with a [`StageSpec`], and export it
+//! with [`export_stage!`] or [`export_source!`] from a `cdylib`. `stage-host` loads the
+//! library and calls it with batches of Avro datums; the decoding into your input type and
+//! the encoding of what you emit run in the plugin, in code this crate compiles into it.
 //!
-//! What crosses the boundary, and why it is shaped the way it is, is in [`abi`]: Avro datum
-//! bytes and plain `#[repr(C)]` records, one call per batch, into host-owned buffers. Avro
-//! decoding and encoding ([`avro`]) is compiled into the plugin, so the host never handles
-//! typed values.
+//! With the `testing` feature (for a plugin crate's dev-dependencies), `plugin_api::testing` runs a
+//! stage or source on JSON records through the path a loaded plugin takes: the export
+//! adapter, the ABI objects and the host's checks, without Kafka.
+//!
+//! The rest is implementation, on the plugin's side of the boundary: the Avro codec and the
+//! adapters from the typed traits to the ABI objects of `plugin-abi`, which is what crosses
+//! the boundary. The host links `plugin-host` and `plugin-abi`, never this crate.
 
-pub mod abi;
-pub mod avro;
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+
+mod avro;
 mod export;
-pub mod host;
-mod spec;
 mod stage;
+
+#[cfg(feature = "codec")]
+pub mod codec;
+#[cfg(feature = "linked")]
+pub mod linked;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use avro::{FromAvro, GenericRecord, ToAvro};
-pub use spec::{StageKind, StageSpec, TopicSpec};
+pub use plugin_abi::{StageKind, StageSpec, TopicSpec};
 pub use stage::{BoxError, Config, EmitError, Emitter, Poll, Record, SourceStage, Stage};
 
-/// Re-exported so stages use the same apache-avro as the codec compiled into them.
+/// Re-exported so stages use the same apache-avro as the codec compiled into them (the
+/// `Value` of a [`GenericRecord`]).
 pub use apache_avro;
-
-/// The version of the plugin interface. The host refuses a plugin built with another value,
-/// on top of abi_stable's own layout check. Bump it for any change in behaviour across the
-/// boundary that the type layout does not show.
-pub const PLUGIN_API_VERSION: u32 = 1;
 
 /// Folds a message (libraries' errors often span lines) into one line for logs and headers.
 pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
@@ -40,21 +47,6 @@ pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
 /// Items the export macros expand to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::abi::export_support::{
-        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
-    };
-    pub use crate::abi::PluginModuleRef;
     pub use crate::export::{source_module, stage_module};
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn export_macro_uses_abi_stables_symbol_name() {
-        // The literal in `__export_root_module!` must be the name abi_stable looks up.
-        assert_eq!(
-            crate::abi::ROOT_MODULE_SYMBOL,
-            "_1as_0lib_1header_0root_bmodule_bloader"
-        );
-    }
+    pub use plugin_abi::__export_root_module;
 }

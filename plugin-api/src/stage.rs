@@ -1,8 +1,7 @@
 //! The traits plugin authors implement, and the types their code sees.
 
-use crate::abi::{OutputBuffer, OutputKey, OutputRecord, Span};
 use crate::avro::{AvroError, Encoder, FromAvro, ToAvro};
-use crate::spec::StageSpec;
+use plugin_abi::{OutputBuffer, OutputKey, OutputRecord, Span, StageSpec};
 use std::marker::PhantomData;
 use std::time::Duration;
 

@@ -58,8 +58,9 @@ fn a_library_without_the_plugin_entry_point_is_refused() {
     assert_eq!(inspect.status.code(), Some(EXIT_BAD_PLUGIN));
 }
 
-/// Builds a stage against a copy of plugin-api whose `PLUGIN_API_VERSION` is one higher, in
-/// a workspace of its own (same dependency versions through the copied Cargo.lock).
+/// Builds a stage against a copy of plugin-api (with the plugin-abi inside it, whose
+/// `PLUGIN_API_VERSION` is made one higher) in a workspace of its own (same dependency
+/// versions through the copied Cargo.lock).
 fn build_incompatible_plugin() -> PathBuf {
     let root = repo_root();
     let work = tempfile::tempdir().unwrap().keep();
@@ -73,8 +74,15 @@ fn build_incompatible_plugin() -> PathBuf {
         assert!(status.success());
     };
     copy(&root.join("plugin-api"), &work.join("plugin-api"));
+    // plugin-api's optional dependency (feature `linked`) must resolve too.
+    std::fs::create_dir_all(work.join("host")).unwrap();
+    copy(
+        &root.join("host/plugin-host"),
+        &work.join("host/plugin-host"),
+    );
     std::fs::copy(root.join("Cargo.lock"), work.join("Cargo.lock")).unwrap();
-    // The workspace manifest, with only the two crates of this build as members.
+    // The workspace manifest, with only the two crates of this build as members (their path
+    // dependencies join as members of their own).
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let start = manifest.find("members = [").unwrap();
     let end = start + manifest[start..].find(']').unwrap() + 1;
@@ -84,7 +92,7 @@ fn build_incompatible_plugin() -> PathBuf {
         &manifest[end..]
     );
     std::fs::write(work.join("Cargo.toml"), manifest).unwrap();
-    let lib_rs = work.join("plugin-api/src/lib.rs");
+    let lib_rs = work.join("plugin-api/abi/src/lib.rs");
     let api = std::fs::read_to_string(&lib_rs).unwrap();
     let marker = "pub const PLUGIN_API_VERSION: u32 = ";
     let at = api.find(marker).expect("PLUGIN_API_VERSION is declared") + marker.len();

@@ -283,7 +283,7 @@ pub fn read_schema(file: &Path) -> Result<String, HostError> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         HostError::Config(format!("cannot read schema file {}: {e}", file.display()))
     })?;
-    plugin_api::avro::parse_schema(&text)
+    crate::avro_json::parse_schema(&text)
         .map_err(|e| HostError::Config(format!("schema file {}: {e}", file.display())))?;
     Ok(text)
 }

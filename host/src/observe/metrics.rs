@@ -6,7 +6,7 @@
 //! rebalances). Error kinds are registered at 0 up front so a rate over them exists before
 //! the first failure.
 
-use plugin_api::StageKind;
+use plugin_host::StageKind;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -104,7 +104,7 @@ impl StageMetrics {
             }
             .to_string(),
             plugin_version: version.to_string(),
-            api_version: plugin_api::PLUGIN_API_VERSION.to_string(),
+            api_version: plugin_host::PLUGIN_API_VERSION.to_string(),
         })
         .set(1);
         registry.register(

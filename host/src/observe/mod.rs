@@ -16,7 +16,7 @@ use health::Health;
 use lag::ConsumerLag;
 use metrics::StageMetrics;
 
-use plugin_api::StageKind;
+use plugin_host::StageKind;
 use std::collections::BTreeMap;
 
 /// Everything a stage process observes about itself.

@@ -21,7 +21,7 @@ use crate::client_events::EventsContext;
 use crate::registry::Registry;
 use crate::settings::Connection;
 use clap::Args;
-use plugin_api::{StageKind, StageSpec};
+use plugin_host::{StageKind, StageSpec};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};

@@ -21,7 +21,7 @@
 use super::control::Outcome;
 use super::file::StageDef;
 use super::supervisor::{Proc, ProcState, Role, Supervisor};
-use plugin_api::{StageKind, StageSpec};
+use plugin_host::{StageKind, StageSpec};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

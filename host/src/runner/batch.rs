@@ -9,8 +9,8 @@
 
 use super::RunError;
 use crate::framing;
-use plugin_api::abi::OutputBuffer;
-use plugin_api::host::{
+use plugin_host::OutputBuffer;
+use plugin_host::{
     FailureKind, InputBatchBuilder, Output, OutputBufferExt, RecordPosition, StageInstance,
 };
 use rdkafka::message::OwnedHeaders;

@@ -13,8 +13,8 @@ use super::batch::{Batch, Commit, Consumed, Delivery, WriterSchemas};
 use super::failures::{FailureRouter, Route, RouterSettings};
 use super::RunError;
 use crate::policy::ErrorPolicy;
-use plugin_api::host::{RecordPosition, StageInstance};
 use plugin_api::{BoxError, Config, Emitter, Record, Stage, StageSpec};
+use plugin_host::{RecordPosition, StageInstance};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -324,7 +324,7 @@ proptest! {
         delivery in delivery(),
     ) {
         let mut instance =
-            StageInstance::linked::<Probe>(&serde_json::json!({})).expect("the stage builds");
+            plugin_api::linked::stage::<Probe>(&serde_json::json!({})).expect("the stage builds");
         // One batch reused for two, as the loop does: the second must not see the first.
         let mut batch = Batch::new(false, policy == ErrorPolicy::DeadLetter);
         check_batch(&mut batch, &mut instance, &first, policy, delivery, 0)?;
@@ -334,7 +334,7 @@ proptest! {
 
 #[test]
 fn a_dead_letter_batch_keeps_the_originals_of_its_failures() {
-    let mut instance = StageInstance::linked::<Probe>(&serde_json::json!({})).unwrap();
+    let mut instance = plugin_api::linked::stage::<Probe>(&serde_json::json!({})).unwrap();
     let mut batch = Batch::new(false, true);
     let bad = b"not avro".to_vec();
     batch

@@ -121,7 +121,7 @@ impl FailureRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugin_api::host::RecordPosition;
+    use plugin_host::RecordPosition;
     use rdkafka::message::Headers;
 
     fn settings(policy: ErrorPolicy) -> RouterSettings {

@@ -102,7 +102,7 @@ impl OutputTopic {
         scratch: &mut OutputScratch,
         key: Option<&[u8]>,
         datum: &[u8],
-        source: Option<(&str, plugin_api::host::RecordPosition)>,
+        source: Option<(&str, plugin_host::RecordPosition)>,
         ack: &Arc<Ack>,
     ) -> Result<(), RunError> {
         framing::frame_into(self.value_schema_id, datum, &mut scratch.value);
@@ -129,7 +129,7 @@ impl OutputTopic {
 /// The headers naming an output's input position.
 fn position_headers(
     topic: &str,
-    at: plugin_api::host::RecordPosition,
+    at: plugin_host::RecordPosition,
 ) -> rdkafka::message::OwnedHeaders {
     use rdkafka::message::{Header, OwnedHeaders};
     let partition = at.partition.to_string();

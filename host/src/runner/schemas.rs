@@ -11,7 +11,7 @@ use super::batch::WriterSchemas;
 use super::RunError;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
-use plugin_api::host::StageInstance;
+use plugin_host::StageInstance;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 

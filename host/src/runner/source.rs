@@ -11,8 +11,8 @@ use crate::observe::Observer;
 use crate::settings::Connection;
 use crate::shutdown::Shutdown;
 use crate::watchdog::Watchdog;
-use plugin_api::abi::OutputBuffer;
-use plugin_api::host::{OutputBufferExt, SourceInstance, SourceStatus};
+use plugin_host::OutputBuffer;
+use plugin_host::{OutputBufferExt, SourceInstance, SourceStatus};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -28,7 +28,7 @@ use crate::registry::Registry;
 use crate::settings::Connection;
 use crate::shutdown::Shutdown;
 use crate::watchdog::Watchdog;
-use plugin_api::host::{RecordPosition, StageInstance};
+use plugin_host::{RecordPosition, StageInstance};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::Producer;

@@ -57,7 +57,7 @@ impl StageSpec {
     /// Starts the spec of a transforming stage.
     ///
     /// ```
-    /// use plugin_api::StageSpec;
+    /// use plugin_abi::StageSpec;
     /// let spec = StageSpec::stage("enrich", "0.1.0")
     ///     .input("posts", "enrich_g1")
     ///     .output("posts_enriched", 2, 1)

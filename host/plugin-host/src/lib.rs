@@ -1,19 +1,56 @@
-//! Host side of the boundary: load a plugin library, check it, construct its stage, and call
-//! it with batches.
+//! The host side of the plugin boundary: load a plugin library, check it, construct its stage,
+//! and call it with batches.
 //!
-//! The host never sees abi_stable types: it builds an [`InputBatchBuilder`], hands it to
-//! [`StageInstance::process`], and reads the reusable [`OutputBuffer`] back.
+//! [`Plugin::load`] opens a library and checks it (abi_stable's version and layout check,
+//! then [`PLUGIN_API_VERSION`]), with every refusal folded into one line naming the file. The
+//! host builds an [`InputBatchBuilder`], hands it to [`StageInstance::process`] (or polls a
+//! [`SourceInstance`]), and reads the reusable [`OutputBuffer`] back through
+//! [`OutputBufferExt`]; [`check_output`] refuses what does not fit the batch.
+//!
+//! This crate depends on `plugin-abi` only: the host links none of the plugin side (the
+//! authors' traits, the Avro codec). A stage compiled into the host goes through the same
+//! instances: `plugin-api`'s `linked` feature constructs it with
+//! [`StageInstance::construct`] from its export adapter.
 
-use crate::abi::{
-    loading, InputBatch, InputRecord, OutputBuffer, OutputKey, PluginModuleRef, RResult, RSlice,
-    RStr, RString, SourceBox, Span, StageBox,
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+
+use plugin_abi::library::{self, Refusal};
+use plugin_abi::std_types::{RResult, RSlice, RStr, RString};
+use plugin_abi::{
+    InputBatch, InputRecord, NewSource, NewStage, OutputKey, PluginModuleRef, SourceBox, Span,
+    StageBox,
 };
-use crate::spec::StageSpec;
-use crate::stage::Stage;
-use crate::PLUGIN_API_VERSION;
 use std::path::{Path, PathBuf};
 
-pub use crate::abi::{FailureKind, SourceStatus};
+pub use plugin_abi::{
+    FailureKind, OutputBuffer, SourceStatus, StageKind, StageSpec, TopicSpec, PLUGIN_API_VERSION,
+};
+
+/// Folds a message (libraries' errors often span lines) into one line for logs.
+fn one_line(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// abi_stable's refusal in one line, keeping the cause.
+fn describe(refusal: Refusal) -> String {
+    let text = match refusal {
+        Refusal::Open(message) | Refusal::Other(message) => message,
+        Refusal::NoEntryPoint => {
+            "it is not a stage plugin (no plugin entry point; was it exported with `export_stage!` or `export_source!`?)".to_string()
+        }
+        Refusal::IncompatibleVersion { expected, found } => format!(
+            "it was built against plugin-api {found}, which is incompatible with this host's plugin-api {expected}"
+        ),
+        Refusal::Layout => {
+            "its interface types differ from this host's (abi_stable layout check failed); rebuild it against this host's plugin-api".to_string()
+        }
+    };
+    one_line(text)
+}
 
 /// Why a plugin library could not be loaded. Each message is one line naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -91,9 +128,9 @@ impl Plugin {
                 })
             }
         }
-        let module = loading::open(&path).map_err(|reason| LoadError::Refused {
+        let module = library::open(&path).map_err(|refusal| LoadError::Refused {
             path: path.clone(),
-            reason,
+            reason: describe(refusal),
         })?;
         let found = module.api_version();
         if found != PLUGIN_API_VERSION {
@@ -132,14 +169,12 @@ impl Plugin {
 
     /// Constructs the (transforming) stage with `config`.
     pub fn new_stage(&self, config: &serde_json::Value) -> Result<StageInstance, CallError> {
-        let json = config.to_string();
-        into_result(self.module.new_stage()(RStr::from_str(&json))).map(StageInstance)
+        StageInstance::construct(self.module.new_stage(), config)
     }
 
     /// Constructs the source stage with `config`.
     pub fn new_source(&self, config: &serde_json::Value) -> Result<SourceInstance, CallError> {
-        let json = config.to_string();
-        into_result(self.module.new_source()(RStr::from_str(&json))).map(SourceInstance)
+        SourceInstance::construct(self.module.new_source(), config)
     }
 }
 
@@ -147,13 +182,14 @@ impl Plugin {
 pub struct StageInstance(StageBox);
 
 impl StageInstance {
-    /// Constructs stage `S`, compiled into this binary, with `config`: no library is loaded,
-    /// but the stage sits behind the same trait object a plugin returns, so the runner drives
-    /// it exactly as it drives a plugin. This is how the cost of loading a stage as a plugin
-    /// is measured (the benchmarks run the same stage both ways).
-    pub fn linked<S: Stage>(config: &serde_json::Value) -> Result<StageInstance, CallError> {
+    /// Constructs a stage with `new_stage` and `config`: a loaded plugin's constructor (what
+    /// [`Plugin::new_stage`] calls), or the export adapter of a stage compiled into this
+    /// binary (`plugin_api::linked::stage`). Either way the stage sits behind the same trait
+    /// object, so the runner drives a linked stage exactly as it drives a plugin; this is how
+    /// the cost of loading a stage as a plugin is measured, and how authors' tests run.
+    pub fn construct(new_stage: NewStage, config: &serde_json::Value) -> Result<Self, CallError> {
         let json = config.to_string();
-        into_result(crate::export::new_stage::<S>(RStr::from_str(&json))).map(StageInstance)
+        into_result(new_stage(RStr::from_str(&json))).map(StageInstance)
     }
 
     /// Tells the stage about writer schema `id`; call once per id before its first record.
@@ -182,7 +218,7 @@ impl StageInstance {
 /// the host index out of bounds.
 pub fn check_output(out: &OutputBuffer, inputs: usize) -> Result<(), CallError> {
     let bytes = out.bytes.len();
-    let fits = |span: &crate::abi::Span| span.start as usize + span.len as usize <= bytes;
+    let fits = |span: &Span| span.start as usize + span.len as usize <= bytes;
     for (n, record) in out.records.iter().enumerate() {
         let index = record.input_index as usize;
         if index >= inputs.max(1) {
@@ -213,6 +249,14 @@ pub fn check_output(out: &OutputBuffer, inputs: usize) -> Result<(), CallError> 
 pub struct SourceInstance(SourceBox);
 
 impl SourceInstance {
+    /// Constructs a source with `new_source` and `config`: a loaded plugin's constructor, or
+    /// the export adapter of a source compiled into this binary (as
+    /// [`StageInstance::construct`]).
+    pub fn construct(new_source: NewSource, config: &serde_json::Value) -> Result<Self, CallError> {
+        let json = config.to_string();
+        into_result(new_source(RStr::from_str(&json))).map(SourceInstance)
+    }
+
     /// Asks the source for at most `max` records. `out` is cleared first.
     pub fn poll(&mut self, max: u32, out: &mut OutputBuffer) -> Result<SourceStatus, CallError> {
         out.clear();
@@ -376,5 +420,158 @@ impl OutputBufferExt for OutputBuffer {
             kind: f.kind,
             message: f.message.as_str(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_abi::{OutputRecord, RecordFailure};
+
+    fn at(offset: i64) -> RecordPosition {
+        RecordPosition {
+            partition: 3,
+            offset,
+            timestamp_ms: -1,
+        }
+    }
+
+    /// A buffer as a plugin would fill it: `bytes`, then one record per entry.
+    fn output(bytes: &[u8], records: &[(u32, OutputKey, Span, Span)]) -> OutputBuffer {
+        let mut out = OutputBuffer::default();
+        out.bytes.extend_from_slice(bytes);
+        for &(input_index, key_kind, key, value) in records {
+            out.records.push(OutputRecord {
+                input_index,
+                key_kind,
+                key,
+                value,
+            });
+        }
+        out
+    }
+
+    fn span(start: u32, len: u32) -> Span {
+        Span { start, len }
+    }
+
+    #[test]
+    fn a_batch_keeps_keys_datums_and_positions() {
+        let mut batch = InputBatchBuilder::default();
+        assert!(batch.is_empty());
+        batch.push(Some(b"k0"), b"v0", 7, at(10));
+        batch.push(None, b"v1", 7, at(11));
+        batch.push(Some(b""), b"v2", 8, at(12));
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.key(0), Some(&b"k0"[..]));
+        assert_eq!(batch.key(1), None);
+        assert_eq!(
+            batch.key(2),
+            Some(&b""[..]),
+            "an empty key is not a null key"
+        );
+        assert_eq!(batch.position(1).offset, 11);
+        assert_eq!(batch.position(1).partition, 3);
+        let abi = batch.as_abi();
+        assert_eq!(abi.records[2].value_schema_id, 8);
+        assert_eq!(abi.records[1].value.of(abi.bytes.as_slice()), b"v1");
+        batch.clear();
+        assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn outputs_resolve_their_keys() {
+        let mut batch = InputBatchBuilder::default();
+        batch.push(Some(b"in-key"), b"x", 1, at(0));
+        let out = output(
+            b"kAvB",
+            &[
+                (0, OutputKey::SameAsInput, span(0, 0), span(1, 1)),
+                (0, OutputKey::Given, span(0, 1), span(3, 1)),
+                (0, OutputKey::Null, span(0, 0), span(2, 1)),
+            ],
+        );
+        check_output(&out, batch.len()).unwrap();
+        let outputs: Vec<_> = out.outputs(Some(&batch)).collect();
+        assert_eq!(outputs[0].key, Some(&b"in-key"[..]));
+        assert_eq!(outputs[0].value, b"A");
+        assert_eq!(outputs[1].key, Some(&b"k"[..]));
+        assert_eq!(outputs[1].value, b"B");
+        assert_eq!(outputs[2].key, None);
+        // A source's outputs have no input to take a key from.
+        assert_eq!(out.outputs(None).next().unwrap().key, None);
+    }
+
+    #[test]
+    fn output_that_does_not_fit_the_batch_is_refused() {
+        let beyond = output(b"ab", &[(1, OutputKey::Null, span(0, 0), span(0, 1))]);
+        let err = check_output(&beyond, 1).unwrap_err();
+        assert!(err.0.contains("input record 1 of a batch of 1"), "{err}");
+
+        let outside = output(b"ab", &[(0, OutputKey::Null, span(0, 0), span(1, 2))]);
+        let err = check_output(&outside, 1).unwrap_err();
+        assert!(err.0.contains("bytes outside its buffer"), "{err}");
+
+        let bad_key = output(b"ab", &[(0, OutputKey::Given, span(2, 1), span(0, 1))]);
+        assert!(check_output(&bad_key, 1).is_err());
+        // The key span is not read unless the key is given.
+        let unused_key = output(b"ab", &[(0, OutputKey::Null, span(9, 9), span(0, 1))]);
+        check_output(&unused_key, 1).unwrap();
+
+        let mut failed = OutputBuffer::default();
+        failed.failures.push(RecordFailure {
+            input_index: 2,
+            kind: FailureKind::Transform,
+            message: "no".into(),
+        });
+        let err = check_output(&failed, 2).unwrap_err();
+        assert!(err.0.contains("failure of input record 2"), "{err}");
+        assert_eq!(failed.failures().next().unwrap().message, "no");
+
+        // A source's outputs all refer to index 0, with no input records at all.
+        let source = output(b"a", &[(0, OutputKey::Null, span(0, 0), span(0, 1))]);
+        check_output(&source, 0).unwrap();
+    }
+
+    #[test]
+    fn files_that_are_not_plugins_are_refused_in_one_line_naming_them() {
+        let dir = std::env::temp_dir().join(format!("plugin-host-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+
+        let missing = dir.join("missing.so");
+        let err = Plugin::load(&missing).err().unwrap();
+        assert!(matches!(err, LoadError::NotAFile { .. }), "{err}");
+
+        let err = Plugin::load(&dir).err().unwrap();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+
+        let text = dir.join("libtext.so");
+        std::fs::write(&text, "this is text, not ELF").unwrap();
+        let err = Plugin::load(&text).err().unwrap();
+        assert!(matches!(err, LoadError::Refused { .. }), "{err}");
+        let message = err.to_string();
+        assert!(message.contains(text.to_str().unwrap()), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refusals_are_worded_for_the_user() {
+        assert_eq!(
+            describe(Refusal::Open("cannot open:\n   file too short".into())),
+            "cannot open: file too short"
+        );
+        assert!(describe(Refusal::NoEntryPoint).contains("not a stage plugin"));
+        let version = describe(Refusal::IncompatibleVersion {
+            expected: "0.1.0".into(),
+            found: "0.2.0".into(),
+        });
+        assert!(
+            version.contains("built against plugin-api 0.2.0")
+                && version.contains("this host's plugin-api 0.1.0"),
+            "{version}"
+        );
+        assert!(describe(Refusal::Layout).contains("layout check failed"));
     }
 }
