@@ -150,10 +150,19 @@ impl Cluster {
     }
 
     /// A client that reads `group`'s committed offsets without joining it.
+    ///
+    /// Read uncommitted: a `read_committed` client asks for stable offsets only (KIP-447), and
+    /// an exactly-once stage has a transaction open nearly all the time, so the broker would
+    /// answer "unstable" until the request timed out. Offsets committed in a transaction
+    /// count once it commits either way.
     pub fn group_offsets(&self, group: &str) -> Result<GroupOffsets> {
         let consumer = self
             .conn
-            .client_config(&[("group.id", group), ("enable.auto.commit", "false")])
+            .client_config(&[
+                ("group.id", group),
+                ("enable.auto.commit", "false"),
+                ("isolation.level", "read_uncommitted"),
+            ])
             .create()
             .context("offsets client")?;
         Ok(GroupOffsets(consumer))
