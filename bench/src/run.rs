@@ -1,5 +1,5 @@
-//! One benchmark run: preload, the broker's reference (Kafka's perf tests), then each
-//! scenario in turn on the same data (throughput, then latency at a fixed rate and at half the
+//! One benchmark run: the broker's reference (Kafka's perf tests), then each scenario in turn
+//! on a fresh copy of the same data (throughput, then latency at a fixed rate and at half the
 //! scenario's maximum through the same still-running process), then the replicas curve on an
 //! input of its own, then the report.
 
@@ -96,23 +96,26 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         )
     };
 
+    // The size probe's topic is not reused: each scenario gets a fresh input, so no scenario
+    // reads what an earlier one's latency runs appended (millions of records at half the
+    // fastest scenario's rate, which a slower one would first have to work through).
+    cluster.delete_topic(&input);
+
     let mut scenarios = Vec::new();
-    // Latency runs append to the shared input topic; the next scenario's stage reads those
-    // records too, and must have finished them before its own latency run.
-    let mut appended = 0;
     for scenario in Scenario::ALL {
         if (scenario.is_python() && args.skip_python)
             || (scenario.is_kafka_streams() && args.skip_kstreams)
         {
             continue;
         }
-        let (topic, records, in_topic) = if scenario.is_python() {
-            let topic = format!("bench-{run_id}-{}-input", scenario.id());
-            preload::preload(&mut cluster, &topic, args.python_sample)?;
-            (topic, args.python_sample, args.python_sample)
+        let records = if scenario.is_python() {
+            args.python_sample
         } else {
-            (input.clone(), args.records, args.records + appended)
+            args.records
         };
+        let topic = format!("bench-{run_id}-{}-input", scenario.id());
+        tracing::info!(records, topic = %topic, "preloading the scenario's input");
+        preload::preload(&mut cluster, &topic, records)?;
         let result = run_scenario(
             args,
             &mut cluster,
@@ -121,23 +124,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 run_id,
                 input: &topic,
                 records,
-                in_topic,
+                in_topic: records,
                 bytes_per_record,
             },
         )
         .with_context(|| scenario.label())?;
-        if scenario.is_python() {
-            cluster.delete_topic(&topic);
-        } else {
-            appended += [&result.latency, &result.latency_half_max]
-                .into_iter()
-                .flatten()
-                .map(|l| l.sent)
-                .sum::<u64>();
-        }
+        cluster.delete_topic(&topic);
         scenarios.push(result);
     }
-    cluster.delete_topic(&input);
 
     let replicas = if args.skip_replicas || args.replicas.is_empty() {
         Vec::new()
@@ -194,7 +188,7 @@ struct Topics<'a> {
     input: &'a str,
     /// Records timed for throughput: the preloaded ones, first in every partition.
     records: u64,
-    /// Records in the input topic when the scenario starts (preloaded and appended).
+    /// Records in the input topic when the scenario starts.
     in_topic: u64,
     bytes_per_record: f64,
 }
@@ -239,7 +233,7 @@ fn run_scenario(
             "throughput"
         );
         // Each latency run starts from an idle stage: caught up with everything in its input,
-        // including what earlier scenarios' and its own earlier latency runs appended.
+        // including what its own earlier latency run appended.
         let mut in_topic = topics.in_topic;
         let mut latency_run = |load: Load| -> Result<(Option<Latency>, Option<String>)> {
             let rate =
