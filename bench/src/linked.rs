@@ -49,6 +49,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
         policy: defaults.on_error,
         dead_letter_topic: None,
         max_in_flight_batches: stage_host::runner::stage::MAX_IN_FLIGHT_BATCHES,
+        transaction_interval: Duration::from_millis(defaults.transaction_ms),
         flush_timeout: Duration::from_secs(defaults.flush_timeout_secs),
         batch_timeout: Duration::from_secs(defaults.batch_timeout_secs),
         failure_window: defaults.failure_window,

@@ -158,6 +158,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub exactly_once: bool,
 
+    /// Exactly-once: how long, in milliseconds, a transaction gathers batches before it
+    /// commits. A commit costs about the same whatever the transaction holds, so longer
+    /// transactions carry more records per second; outputs become visible to
+    /// `read_committed` readers only at the commit, so they add to the latency. 0 commits
+    /// every batch on its own.
+    #[arg(long, default_value_t = crate::runner::stage::DEFAULT_TRANSACTION_MS, value_name = "MS")]
+    pub transaction_ms: u64,
+
     /// Warn when no partition has been assigned for this long after subscribing, naming the
     /// group's state and members; repeated at this interval. 0 turns the warning off.
     #[arg(long, default_value_t = crate::runner::liveness::DEFAULT_NO_ASSIGNMENT_WARN_SECS, value_name = "SECONDS")]

@@ -173,6 +173,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
                 policy: args.on_error,
                 dead_letter_topic,
                 max_in_flight_batches: MAX_IN_FLIGHT_BATCHES,
+                transaction_interval: Duration::from_millis(args.transaction_ms),
                 flush_timeout,
                 batch_timeout: Duration::from_secs(args.batch_timeout_secs),
                 failure_window: args.failure_window,

@@ -8,6 +8,8 @@ use crate::settings::{Connection, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
 /// Longest `--batch-wait-ms`: a batch that waits longer for more records than this only delays
 /// its records (and would have held up a stop).
 pub const MAX_BATCH_WAIT_MS: u64 = 600_000;
+/// The longest `--transaction-ms`.
+pub const MAX_TRANSACTION_MS: u64 = 60_000;
 /// Most records per plugin call.
 pub const MAX_BATCH_SIZE: usize = 1_000_000;
 
@@ -25,6 +27,12 @@ pub fn run_args(args: &RunArgs) -> Result<(), String> {
         return Err(format!(
             "--batch-wait-ms must be at most {MAX_BATCH_WAIT_MS} (10 minutes), not {}",
             args.batch_wait_ms
+        ));
+    }
+    if args.transaction_ms > MAX_TRANSACTION_MS {
+        return Err(format!(
+            "--transaction-ms must be at most {MAX_TRANSACTION_MS} (a minute, well inside the transaction timeout), not {}",
+            args.transaction_ms
         ));
     }
     for (flag, secs) in [

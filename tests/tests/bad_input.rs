@@ -337,6 +337,10 @@ fn every_bad_argument_is_exit_2_before_anything_touches_the_cluster() {
         (vec!["--max-failure-ratio", "NaN"], "--max-failure-ratio"),
         (vec!["--max-failure-ratio", "2"], "--max-failure-ratio"),
         (
+            vec!["--exactly-once", "--transaction-ms", "600000"],
+            "--transaction-ms",
+        ),
+        (
             vec![
                 "--dead-letter-topic",
                 "bad dlq",

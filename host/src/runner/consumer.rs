@@ -12,6 +12,7 @@ use crate::observe::{lag, Observer};
 use crate::settings::{Connection, CONSUMER_DEFAULTS};
 use crate::shutdown::Shutdown;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,9 +24,21 @@ use std::time::Duration;
 pub struct AssignmentWatch {
     assigned: AtomicUsize,
     generation: AtomicU64,
+    revocations: AtomicU64,
+    commit_failures: AtomicU64,
 }
 
 impl AssignmentWatch {
+    /// How many offset commits the group refused or that failed.
+    pub fn commit_failures(&self) -> u64 {
+        self.commit_failures.load(Ordering::Acquire)
+    }
+
+    /// How many times partitions were taken away from this consumer.
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::Acquire)
+    }
+
     /// The assignment's size and its generation (changes with every rebalance).
     pub fn current(&self) -> (usize, u64) {
         (
@@ -58,6 +71,13 @@ impl ClientContext for StageConsumerContext {
 }
 
 impl ConsumerContext for StageConsumerContext {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, offsets = %describe(offsets), "offset commit failed; it is sent again");
+            self.watch.commit_failures.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
@@ -72,6 +92,9 @@ impl ConsumerContext for StageConsumerContext {
             }
             Rebalance::Revoke(tpl) => {
                 tracing::info!(partitions = %describe(tpl), "partitions revoked");
+                if tpl.count() > 0 {
+                    self.watch.revocations.fetch_add(1, Ordering::AcqRel);
+                }
                 let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 self.observer.forget_lag(&self.input_topic, &revoked);
                 let mut audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());

@@ -44,6 +44,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 pub const DEFAULT_BATCH_WAIT_MS: u64 = 5;
 /// Batches whose outputs may await acknowledgement at once; bounds memory and re-reads.
 pub const MAX_IN_FLIGHT_BATCHES: usize = 8;
+/// How long an exactly-once transaction gathers batches, unless `--transaction-ms` says
+/// otherwise: Kafka Streams' commit interval under exactly-once.
+pub const DEFAULT_TRANSACTION_MS: u64 = 100;
 
 /// How the loop batches and where failures go.
 #[derive(Debug, Clone)]
@@ -68,6 +71,8 @@ pub struct StageOptions {
     pub dead_letter_topic: Option<String>,
     /// Batches whose outputs may be in flight at once.
     pub max_in_flight_batches: usize,
+    /// Exactly-once: how long a transaction gathers batches before it commits.
+    pub transaction_interval: Duration,
     /// How long a final flush may take on stop.
     pub flush_timeout: Duration,
     /// Longest a plugin call may take before the process gives up on it.
@@ -105,6 +110,23 @@ pub struct StageRunner<'a> {
     gaps: GapAuditor,
     /// Per partition, the highest offset handed to a commit (in flight or committed).
     committing: BTreeMap<i32, i64>,
+    /// At-least-once: per partition, the offset up to which every output is acknowledged
+    /// (what the group may commit), kept so a refused commit can be sent again.
+    acknowledged: BTreeMap<i32, i64>,
+    /// Commit failures and revocations the consumer reported when the loop last looked.
+    commit_failures_seen: u64,
+    acknowledged_revocations_seen: u64,
+    /// Exactly-once: the transaction gathering batches, if one is open.
+    open: Option<OpenTransaction>,
+    /// Revocations seen by the consumer when the loop last looked (see [`Self::settle`]).
+    revocations_seen: u64,
+}
+
+/// An exactly-once transaction that has batches in it and is not committed yet.
+struct OpenTransaction {
+    began: Instant,
+    /// Per partition, the offset to commit with it: the next after its last input.
+    offsets: BTreeMap<i32, i64>,
 }
 
 impl<'a> StageRunner<'a> {
@@ -157,13 +179,34 @@ impl<'a> StageRunner<'a> {
             observer,
             gaps,
             committing: BTreeMap::new(),
+            acknowledged: BTreeMap::new(),
+            commit_failures_seen: 0,
+            acknowledged_revocations_seen: 0,
+            open: None,
+            revocations_seen: 0,
         })
     }
 
     /// Runs until a stop signal (then drains and returns `Ok`) or a fatal error (then commits
     /// what is acknowledged and returns the error).
     pub fn run(mut self) -> Result<Counters, RunError> {
-        let result = self.run_loop();
+        let mut result = self.run_loop();
+        if self.open.is_some() {
+            result = match result {
+                // Stopped between batches: every batch in the open transaction is whole.
+                Ok(()) => self.commit_open_transaction().map(|_| ()),
+                // It may hold part of the batch that failed: abort it (its records are read
+                // again from the last commit; a process with this transactional id would abort
+                // it anyway).
+                Err(e) => {
+                    self.open = None;
+                    if let Err(abort) = self.transactions().abort() {
+                        tracing::warn!(error = %abort, "aborting the open transaction failed");
+                    }
+                    Err(e)
+                }
+            };
+        }
         match result {
             Ok(()) => self.observer.health.set_draining(),
             Err(_) => self.observer.health.set_failed(),
@@ -204,6 +247,8 @@ impl<'a> StageRunner<'a> {
             liveness.consumed(batch.len(), Instant::now());
             self.stats.offset_gaps = self.gaps.unexpected;
             if batch.is_empty() {
+                // Idle: nothing more is coming soon, so the open transaction has all it gets.
+                self.commit_open_transaction()?;
                 self.commit_past_skipped_records()?;
                 self.commit_acknowledged(CommitMode::Async)?;
                 // Idle: lag may still change (the last commit, new records upstream).
@@ -292,10 +337,28 @@ impl<'a> StageRunner<'a> {
         scratch: &mut OutputScratch,
     ) -> Result<Outcome, RunError> {
         let settlement = batch.settlement(route, self.delivery());
-        let driver =
-            TransactionDriver::new(&self.producer, self.options.flush_timeout, &self.shutdown);
         if let Commit::InTransaction(_) = settlement.commit {
-            driver.begin()?;
+            // A partition revoked while this batch was read, or while the open transaction
+            // gathered batches, may have a new owner already, which starts at the offsets
+            // committed before: committing this transaction's outputs and offsets for it
+            // would duplicate its records. Abort everything since the last commit and read it
+            // again from there, for the partitions this process still has.
+            let revocations = self.consumer.watch.revocations();
+            if revocations != self.revocations_seen {
+                self.revocations_seen = revocations;
+                if self.open.take().is_some() {
+                    self.transactions().abort()?;
+                }
+                self.rewind_to_committed()?;
+                return Ok(Outcome::Aborted);
+            }
+            if self.open.is_none() {
+                self.transactions().begin()?;
+                self.open = Some(OpenTransaction {
+                    began: Instant::now(),
+                    offsets: BTreeMap::new(),
+                });
+            }
         }
         let ack = Ack::pending(0);
         for output in batch.outputs() {
@@ -330,18 +393,13 @@ impl<'a> StageRunner<'a> {
         }
         match settlement.commit {
             Commit::InTransaction(next_offsets) => {
-                let offsets = self.offsets_list(next_offsets)?;
-                let group =
-                    self.consumer.consumer.group_metadata().ok_or_else(|| {
-                        RunError::Kafka("the consumer has no group metadata".into())
-                    })?;
-                if driver.commit(Some((&offsets, &group)))? == Outcome::Aborted {
-                    // Nothing of the batch is visible and its offsets did not move: read it
-                    // again from the group's committed offsets.
-                    self.rewind_to_committed()?;
+                let open = self.open.as_mut().expect("begun above");
+                open.offsets.extend(next_offsets);
+                if open.began.elapsed() >= self.options.transaction_interval
+                    && self.commit_open_transaction()? == Outcome::Aborted
+                {
                     return Ok(Outcome::Aborted);
                 }
-                self.committing.extend(next_offsets);
             }
             Commit::AfterAcknowledgement(next_offsets) => {
                 self.committing.extend(next_offsets);
@@ -540,6 +598,32 @@ impl<'a> StageRunner<'a> {
         Ok(())
     }
 
+    fn transactions(&self) -> TransactionDriver<'_> {
+        TransactionDriver::new(&self.producer, self.options.flush_timeout, &self.shutdown)
+    }
+
+    /// Commits the open transaction, if any, with its input offsets. `Aborted`: it was
+    /// aborted instead and the consumer rewound; its batches will be read again.
+    fn commit_open_transaction(&mut self) -> Result<Outcome, RunError> {
+        let Some(open) = self.open.take() else {
+            return Ok(Outcome::Committed);
+        };
+        let offsets = self.offsets_list(&open.offsets)?;
+        let group = self
+            .consumer
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| RunError::Kafka("the consumer has no group metadata".into()))?;
+        if self.transactions().commit(Some((&offsets, &group)))? == Outcome::Aborted {
+            // Nothing of its batches is visible and its offsets did not move: read them again
+            // from the group's committed offsets.
+            self.rewind_to_committed()?;
+            return Ok(Outcome::Aborted);
+        }
+        self.committing.extend(open.offsets);
+        Ok(Outcome::Committed)
+    }
+
     fn rewind_to_committed(&self) -> Result<(), RunError> {
         self.consumer.rewind_to_committed(
             &self.gaps.audit,
@@ -575,6 +659,29 @@ impl<'a> StageRunner<'a> {
         let released = self
             .window
             .release_acknowledged(|done| offsets.extend(done));
+        self.acknowledged.extend(&offsets);
+        // An asynchronous commit the group refused (during a rebalance: "generation id is not
+        // valid") is not retried by librdkafka, and a stage that has finished its input sends
+        // no later one: the group's offsets would stay behind for ever (lag that never clears,
+        // records read again after a restart). Send everything acknowledged again.
+        let failures = self.consumer.watch.commit_failures();
+        let revocations = self.consumer.watch.revocations();
+        if failures != self.commit_failures_seen || matches!(mode, CommitMode::Sync) {
+            self.commit_failures_seen = failures;
+            if revocations != self.acknowledged_revocations_seen {
+                // A partition taken away may have moved on under its new owner; never commit
+                // it from here again.
+                self.acknowledged_revocations_seen = revocations;
+                let assigned: Vec<i32> = self
+                    .consumer
+                    .consumer
+                    .assignment()
+                    .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+                    .unwrap_or_default();
+                self.acknowledged.retain(|p, _| assigned.contains(p));
+            }
+            offsets = self.acknowledged.clone();
+        }
         self.commit(&offsets, mode)?;
         if let Err(error) = released {
             // A fatal producer error (an ACL refused the idempotent producer) purges the
