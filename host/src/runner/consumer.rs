@@ -12,7 +12,6 @@ use crate::observe::{lag, Observer};
 use crate::settings::{Connection, CONSUMER_DEFAULTS};
 use crate::shutdown::Shutdown;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,15 +24,9 @@ pub struct AssignmentWatch {
     assigned: AtomicUsize,
     generation: AtomicU64,
     revocations: AtomicU64,
-    commit_failures: AtomicU64,
 }
 
 impl AssignmentWatch {
-    /// How many offset commits the group refused or that failed.
-    pub fn commit_failures(&self) -> u64 {
-        self.commit_failures.load(Ordering::Acquire)
-    }
-
     /// How many times partitions were taken away from this consumer.
     pub fn revocations(&self) -> u64 {
         self.revocations.load(Ordering::Acquire)
@@ -71,13 +64,6 @@ impl ClientContext for StageConsumerContext {
 }
 
 impl ConsumerContext for StageConsumerContext {
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            tracing::debug!(error = %e, offsets = %describe(offsets), "offset commit failed; it is sent again");
-            self.watch.commit_failures.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {

@@ -44,6 +44,8 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 pub const DEFAULT_BATCH_WAIT_MS: u64 = 5;
 /// Batches whose outputs may await acknowledgement at once; bounds memory and re-reads.
 pub const MAX_IN_FLIGHT_BATCHES: usize = 8;
+/// How often everything acknowledged is committed again (see `commit_acknowledged`).
+const FULL_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long an exactly-once transaction gathers batches, unless `--transaction-ms` says
 /// otherwise: Kafka Streams' commit interval under exactly-once.
 pub const DEFAULT_TRANSACTION_MS: u64 = 100;
@@ -113,8 +115,8 @@ pub struct StageRunner<'a> {
     /// At-least-once: per partition, the offset up to which every output is acknowledged
     /// (what the group may commit), kept so a refused commit can be sent again.
     acknowledged: BTreeMap<i32, i64>,
-    /// Commit failures and revocations the consumer reported when the loop last looked.
-    commit_failures_seen: u64,
+    /// When everything acknowledged was last committed, and the revocations seen then.
+    full_commit_at: Instant,
     acknowledged_revocations_seen: u64,
     /// Exactly-once: the transaction gathering batches, if one is open.
     open: Option<OpenTransaction>,
@@ -180,7 +182,7 @@ impl<'a> StageRunner<'a> {
             gaps,
             committing: BTreeMap::new(),
             acknowledged: BTreeMap::new(),
-            commit_failures_seen: 0,
+            full_commit_at: Instant::now(),
             acknowledged_revocations_seen: 0,
             open: None,
             revocations_seen: 0,
@@ -660,14 +662,16 @@ impl<'a> StageRunner<'a> {
             .window
             .release_acknowledged(|done| offsets.extend(done));
         self.acknowledged.extend(&offsets);
-        // An asynchronous commit the group refused (during a rebalance: "generation id is not
-        // valid") is not retried by librdkafka, and a stage that has finished its input sends
-        // no later one: the group's offsets would stay behind for ever (lag that never clears,
-        // records read again after a restart). Send everything acknowledged again.
-        let failures = self.consumer.watch.commit_failures();
-        let revocations = self.consumer.watch.revocations();
-        if failures != self.commit_failures_seen || matches!(mode, CommitMode::Sync) {
-            self.commit_failures_seen = failures;
+        // An asynchronous commit the group refuses (during a rebalance: "generation id is not
+        // valid") is not retried by librdkafka, and its result does not reach the consumer's
+        // commit callback; a partition that gets no later batch (the stage has finished its
+        // input, or that partition has) would keep its old offset for ever: lag that never
+        // clears, records read again after a restart. So every few seconds, and on stop,
+        // everything acknowledged is committed, not only what was released since.
+        if matches!(mode, CommitMode::Sync) || self.full_commit_at.elapsed() >= FULL_COMMIT_INTERVAL
+        {
+            self.full_commit_at = Instant::now();
+            let revocations = self.consumer.watch.revocations();
             if revocations != self.acknowledged_revocations_seen {
                 // A partition taken away may have moved on under its new owner; never commit
                 // it from here again.
