@@ -376,8 +376,8 @@ impl Report {
             md,
             "\nSettings (a, b, c): producer {}; consumer {}; batches of {} records, {} ms wait, \
              {} batches in flight, offsets committed after every output is acknowledged. \
-             (b-eos): the same with `--exactly-once`, one transaction per batch (outputs and input \
-             offsets), its own transactional id.\n\
+             (b-eos): the same with `--exactly-once`, transactions of 100 ms of batches \
+             (`--transaction-ms`; outputs and input offsets), its own transactional id.\n\
              Python (d): {}. Kafka Streams (e): {}. Latency load producer: {}; measuring \
              consumer: {}.",
             join(&s.producer),

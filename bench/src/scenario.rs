@@ -16,7 +16,7 @@ pub enum Scenario {
     Ceiling,
     /// (b) stage-host with the stage-two plugin.
     Plugin,
-    /// (b-eos) the same with `--exactly-once`: one transaction per batch.
+    /// (b-eos) the same with `--exactly-once`: transactions of `--transaction-ms` of batches.
     PluginEos,
     /// (c) stage-two linked into the host's runner.
     Linked,

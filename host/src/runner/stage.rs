@@ -610,6 +610,14 @@ impl<'a> StageRunner<'a> {
         let Some(open) = self.open.take() else {
             return Ok(Outcome::Committed);
         };
+        // Idle polls run rebalance callbacks too (see `settle`).
+        let revocations = self.consumer.watch.revocations();
+        if revocations != self.revocations_seen {
+            self.revocations_seen = revocations;
+            self.transactions().abort()?;
+            self.rewind_to_committed()?;
+            return Ok(Outcome::Aborted);
+        }
         let offsets = self.offsets_list(&open.offsets)?;
         let group = self
             .consumer
