@@ -88,7 +88,10 @@ fn a_canary_passes_for_the_same_code_and_fails_with_the_differences_for_a_wrong_
         return;
     }
     let base = unique("canary");
-    let records = 24_000;
+    // Enough for the source to keep producing through both canaries (75 s at 800/s): a canary
+    // starts at the live group's committed offsets, so after the source's end it would have
+    // no input to compare.
+    let records = 60_000;
     let run = PipelineRun::start(&pipeline(&base, records, 800));
     run.wait_running(Duration::from_secs(120));
     run.wait_status("stage two processing", Duration::from_secs(60), |s| {
