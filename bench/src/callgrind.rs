@@ -13,19 +13,15 @@ use crate::cli::BenchArgs;
 use crate::cluster::Cluster;
 use crate::commands::{self, Topics};
 use crate::group::GroupWatch;
-use crate::preload::{RecordMaker, INPUT_PARTITIONS};
+use crate::preload::{self, RecordMaker, INPUT_PARTITIONS};
 use crate::process::StageProcess;
 use crate::scenario::{wait_until_committed_within, Scenario};
 use anyhow::{bail, Context, Result};
 use plugin_api::Stage;
-use rdkafka::producer::Producer;
 use serde::Serialize;
-use stage_host::runner::delivery::{self, Ack, AckingProducer, DeliveryContext};
-use stage_host::settings::PRODUCER_DEFAULTS;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Under callgrind a process runs some 50 times slower: start-up and each step get longer.
@@ -150,7 +146,7 @@ fn run_one(
             "holds its partitions; writing the input"
         );
         control(&args.valgrind, process.id(), &out_file, 1)?;
-        write_records(cluster, &mut maker, &input, args.callgrind_records)?;
+        preload::write_records(cluster, &mut maker, &input, args.callgrind_records)?;
         wait_until_committed_within(
             cluster,
             &mut process,
@@ -267,42 +263,6 @@ fn version(valgrind: &Path) -> Result<String> {
         .output()
         .with_context(|| format!("running {} (apt-get install valgrind)", valgrind.display()))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Writes `records` stage-one records (as the preload does) into the existing `topic`.
-fn write_records(
-    cluster: &Cluster,
-    maker: &mut RecordMaker,
-    topic: &str,
-    records: u64,
-) -> Result<()> {
-    let producer: AckingProducer = cluster
-        .conn()
-        .client_config(PRODUCER_DEFAULTS)
-        .create_with_context(DeliveryContext::default())
-        .context("input producer")?;
-    let ack = Arc::new(Ack::default());
-    let mut value = Vec::new();
-    for i in 0..records {
-        let key = format!("postid_{i}");
-        maker.value(&key, &mut value)?;
-        delivery::send(
-            &producer,
-            topic,
-            Some(key.as_bytes()),
-            Some(&value),
-            None,
-            &ack,
-        )
-        .context("writing the input")?;
-    }
-    producer
-        .flush(Duration::from_secs(120))
-        .context("flushing the input")?;
-    if let Some(error) = ack.error() {
-        bail!("writing {topic}: {error}");
-    }
-    Ok(())
 }
 
 /// The results as markdown.

@@ -74,11 +74,23 @@ pub struct Preloaded {
 pub fn preload(cluster: &mut Cluster, topic: &str, records: u64) -> Result<Preloaded> {
     cluster.create_topic(topic, INPUT_PARTITIONS)?;
     let mut maker = RecordMaker::for_topic(cluster, topic)?;
+    let bytes = write_records(cluster, &mut maker, topic, records)?;
+    Ok(Preloaded { records, bytes })
+}
+
+/// Writes `records` stage-one records (keys `postid_0`...) into the existing `topic` and
+/// waits until the broker has them all; returns their key plus value bytes.
+pub fn write_records(
+    cluster: &Cluster,
+    maker: &mut RecordMaker,
+    topic: &str,
+    records: u64,
+) -> Result<u64> {
     let producer: AckingProducer = cluster
         .conn()
         .client_config(PRODUCER_DEFAULTS)
         .create_with_context(DeliveryContext::default())
-        .context("preload producer")?;
+        .context("input producer")?;
     let ack = Arc::new(Ack::default());
     let mut value = Vec::new();
     let mut bytes = 0u64;
@@ -94,15 +106,15 @@ pub fn preload(cluster: &mut Cluster, topic: &str, records: u64) -> Result<Prelo
             None,
             &ack,
         )
-        .context("preloading")?;
+        .with_context(|| format!("writing {topic}"))?;
     }
     producer
         .flush(Duration::from_secs(120))
-        .context("flushing the preload")?;
+        .with_context(|| format!("flushing {topic}"))?;
     if let Some(error) = ack.error() {
-        anyhow::bail!("preloading {topic}: {error}");
+        anyhow::bail!("writing {topic}: {error}");
     }
-    Ok(Preloaded { records, bytes })
+    Ok(bytes)
 }
 
 /// Whether librdkafka's local queue is full (back off and retry).

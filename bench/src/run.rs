@@ -124,7 +124,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 run_id,
                 input: &topic,
                 records,
-                in_topic: records,
                 bytes_per_record,
             },
         )
@@ -188,8 +187,6 @@ struct Topics<'a> {
     input: &'a str,
     /// Records timed for throughput: the preloaded ones, first in every partition.
     records: u64,
-    /// Records in the input topic when the scenario starts.
-    in_topic: u64,
     bytes_per_record: f64,
 }
 
@@ -234,7 +231,7 @@ fn run_scenario(
         );
         // Each latency run starts from an idle stage: caught up with everything in its input,
         // including what its own earlier latency run appended.
-        let mut in_topic = topics.in_topic;
+        let mut in_topic = topics.records;
         let mut latency_run = |load: Load| -> Result<(Option<Latency>, Option<String>)> {
             let rate =
                 match latency::run_rate(load, args.latency_rate, throughput.records_per_second) {

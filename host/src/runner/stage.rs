@@ -345,13 +345,7 @@ impl<'a> StageRunner<'a> {
             // committed before: committing this transaction's outputs and offsets for it
             // would duplicate its records. Abort everything since the last commit and read it
             // again from there, for the partitions this process still has.
-            let revocations = self.consumer.watch.revocations();
-            if revocations != self.revocations_seen {
-                self.revocations_seen = revocations;
-                if self.open.take().is_some() {
-                    self.transactions().abort()?;
-                }
-                self.rewind_to_committed()?;
+            if self.abort_if_revoked()? == Outcome::Aborted {
                 return Ok(Outcome::Aborted);
             }
             if self.open.is_none() {
@@ -578,25 +572,15 @@ impl<'a> StageRunner<'a> {
         }
         match self.delivery() {
             Delivery::ExactlyOnce => {
-                let offsets = self.offsets_list(&beyond)?;
-                let group =
-                    self.consumer.consumer.group_metadata().ok_or_else(|| {
-                        RunError::Kafka("the consumer has no group metadata".into())
-                    })?;
-                let driver = TransactionDriver::new(
-                    &self.producer,
-                    self.options.flush_timeout,
-                    &self.shutdown,
-                );
-                driver.begin()?;
-                if driver.commit(Some((&offsets, &group)))? == Outcome::Aborted {
-                    return self.rewind_to_committed();
-                }
+                self.transactions().begin()?;
+                self.commit_in_transaction(beyond)?;
             }
             // An acknowledgement with nothing pending: done as soon as the batches before it.
-            Delivery::AtLeastOnce => self.window.push(Ack::pending(0), beyond.clone()),
+            Delivery::AtLeastOnce => {
+                self.window.push(Ack::pending(0), beyond.clone());
+                self.committing.extend(beyond);
+            }
         }
-        self.committing.extend(beyond);
         Ok(())
     }
 
@@ -607,30 +591,48 @@ impl<'a> StageRunner<'a> {
     /// Commits the open transaction, if any, with its input offsets. `Aborted`: it was
     /// aborted instead and the consumer rewound; its batches will be read again.
     fn commit_open_transaction(&mut self) -> Result<Outcome, RunError> {
-        let Some(open) = self.open.take() else {
+        if self.open.is_none() {
             return Ok(Outcome::Committed);
-        };
+        }
         // Idle polls run rebalance callbacks too (see `settle`).
-        let revocations = self.consumer.watch.revocations();
-        if revocations != self.revocations_seen {
-            self.revocations_seen = revocations;
-            self.transactions().abort()?;
-            self.rewind_to_committed()?;
+        if self.abort_if_revoked()? == Outcome::Aborted {
             return Ok(Outcome::Aborted);
         }
-        let offsets = self.offsets_list(&open.offsets)?;
+        let open = self.open.take().expect("checked above");
+        self.commit_in_transaction(open.offsets)
+    }
+
+    /// When the consumer lost partitions since the loop last looked: aborts the open
+    /// transaction (if any) and rewinds to the committed offsets, answering `Aborted`.
+    fn abort_if_revoked(&mut self) -> Result<Outcome, RunError> {
+        let revocations = self.consumer.watch.revocations();
+        if revocations == self.revocations_seen {
+            return Ok(Outcome::Committed);
+        }
+        self.revocations_seen = revocations;
+        if self.open.take().is_some() {
+            self.transactions().abort()?;
+        }
+        self.rewind_to_committed()?;
+        Ok(Outcome::Aborted)
+    }
+
+    /// Adds `offsets` to the transaction begun before and commits it. `Aborted`: it was
+    /// aborted instead and the consumer rewound.
+    fn commit_in_transaction(&mut self, offsets: BTreeMap<i32, i64>) -> Result<Outcome, RunError> {
+        let list = self.offsets_list(&offsets)?;
         let group = self
             .consumer
             .consumer
             .group_metadata()
             .ok_or_else(|| RunError::Kafka("the consumer has no group metadata".into()))?;
-        if self.transactions().commit(Some((&offsets, &group)))? == Outcome::Aborted {
-            // Nothing of its batches is visible and its offsets did not move: read them again
-            // from the group's committed offsets.
+        if self.transactions().commit(Some((&list, &group)))? == Outcome::Aborted {
+            // Nothing of the transaction is visible and its offsets did not move: read it
+            // again from the group's committed offsets.
             self.rewind_to_committed()?;
             return Ok(Outcome::Aborted);
         }
-        self.committing.extend(open.offsets);
+        self.committing.extend(offsets);
         Ok(Outcome::Committed)
     }
 
