@@ -4,21 +4,19 @@
 //! completion of a stage that never exits on its own is detected.
 
 use anyhow::{bail, Context, Result};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use confluent::SchemaRegistry;
+use confluent::{KafkaAdmin, NewTopic, TopicAdmin};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use stage_host::registry::Registry;
 use stage_host::settings::Connection;
 use std::time::Duration;
 
 /// Admin, registry and metadata clients, and the topics made so far.
 pub struct Cluster {
     conn: Connection,
-    admin: AdminClient<DefaultClientContext>,
-    runtime: tokio::runtime::Runtime,
+    admin: KafkaAdmin,
     metadata: BaseConsumer,
-    registry: Registry,
+    registry: SchemaRegistry,
     created: Vec<String>,
 }
 
@@ -27,19 +25,15 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 impl Cluster {
     /// Connects (lazily; the first request fails if the broker is down).
     pub fn new(conn: &Connection) -> Result<Self> {
-        let admin = conn.client_config(&[]).create().context("admin client")?;
+        let admin = KafkaAdmin::new(conn.client_config(&[]), TIMEOUT);
         let metadata = conn
             .client_config(&[("allow.auto.create.topics", "false")])
             .create()
             .context("metadata client")?;
-        let registry = Registry::new(&conn.schema_registry_url, None)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let registry = conn.registry()?;
         Ok(Cluster {
             conn: conn.clone(),
             admin,
-            runtime,
             metadata,
             registry,
             created: Vec::new(),
@@ -52,60 +46,49 @@ impl Cluster {
     }
 
     /// The Schema Registry.
-    pub fn registry(&self) -> &Registry {
+    pub fn registry(&self) -> &SchemaRegistry {
         &self.registry
     }
 
     /// Creates `topic` with `partitions` partitions; it is deleted by [`Cluster::delete_created`].
     pub fn create_topic(&mut self, topic: &str, partitions: i32) -> Result<()> {
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-        let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-        let results = self
-            .runtime
-            .block_on(self.admin.create_topics([&new], &options))
+        let created = self
+            .admin
+            .create(&NewTopic {
+                name: topic,
+                partitions,
+                replication_factor: 1,
+                config: &[],
+            })
             .with_context(|| format!("creating topic {topic}"))?;
-        for result in results {
-            if let Err((name, code)) = result {
-                bail!("creating topic {name}: {code}");
-            }
+        if !created {
+            bail!("topic {topic} exists already");
         }
         self.created.push(topic.to_string());
         Ok(())
     }
 
-    /// Deletes one topic now (the broker keeps records in memory).
+    /// Deletes one topic now, if this run made it (the broker keeps records on disk).
     pub fn delete_topic(&mut self, topic: &str) {
-        let created = std::mem::take(&mut self.created);
-        let (this, rest): (Vec<_>, Vec<_>) = created.into_iter().partition(|t| t == topic);
-        self.created = this;
-        self.delete_created();
-        self.created = rest;
+        if let Some(i) = self.created.iter().position(|t| t == topic) {
+            self.created.remove(i);
+            self.delete_one(topic);
+        }
     }
 
     /// Deletes every topic this run made or adopted (missing ones are ignored).
     pub fn delete_created(&mut self) {
-        if self.created.is_empty() {
-            return;
+        for topic in std::mem::take(&mut self.created) {
+            self.delete_one(&topic);
         }
-        let names: Vec<&str> = self.created.iter().map(String::as_str).collect();
-        let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-        match self
-            .runtime
-            .block_on(self.admin.delete_topics(&names, &options))
-        {
-            Ok(results) => {
-                for result in results {
-                    match result {
-                        Ok(name) => tracing::info!(topic = %name, "deleted topic"),
-                        Err((name, code)) => {
-                            tracing::debug!(topic = %name, %code, "topic not deleted")
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "deleting benchmark topics failed"),
+    }
+
+    fn delete_one(&self, topic: &str) {
+        match self.admin.delete(topic) {
+            Ok(true) => tracing::info!(topic, "deleted topic"),
+            Ok(false) => tracing::debug!(topic, "topic not deleted: it does not exist"),
+            Err(e) => tracing::warn!(topic, error = %e, "deleting a benchmark topic failed"),
         }
-        self.created.clear();
     }
 
     /// The number of partitions of `topic` (0 while it does not exist).

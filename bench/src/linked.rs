@@ -9,7 +9,6 @@ use clap::Parser;
 use plugin_api::Stage;
 use stage_host::cli::Cli;
 use stage_host::observe::Observer;
-use stage_host::registry::Registry;
 use stage_host::runner::stage::{StageOptions, StageRunner};
 use stage_host::runner::OutputTopic;
 use stage_host::settings::Connection;
@@ -27,7 +26,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
     spec.output_topic.name = args.output_topic.clone();
     let instance = plugin_api::linked::stage::<StageTwo>(&serde_json::json!({}))
         .map_err(|e| anyhow::anyhow!("constructing stage-two: {e}"))?;
-    let registry = Registry::new(&conn.schema_registry_url, None)?;
+    let registry = conn.registry()?;
     topics::ensure_topic(conn, &spec.output_topic, &Shutdown::default())?;
     let value_schema_id = registry.register(
         &format!("{}-value", spec.output_topic.name),

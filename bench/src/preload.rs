@@ -3,10 +3,10 @@
 
 use crate::cluster::Cluster;
 use anyhow::{Context, Result};
+use confluent::framing;
 use plugin_api::codec::Encoder;
 use rdkafka::producer::Producer;
 use serde::Serialize;
-use stage_host::framing;
 use stage_host::runner::delivery::{self, Ack, AckingProducer, DeliveryContext};
 use stage_host::settings::PRODUCER_DEFAULTS;
 use std::sync::Arc;

@@ -33,6 +33,18 @@ impl ClientConfig {
         self
     }
 
+    pub(crate) fn registry(&self) -> Result<confluent::SchemaRegistry, crate::ClientError> {
+        let auth = self
+            .schema_registry_auth
+            .as_ref()
+            .map(|(user, password)| format!("{user}:{password}"));
+        confluent::SchemaRegistry::new(
+            &confluent::RegistrySettings::new(&self.schema_registry_url)
+                .basic_auth(auth.as_deref()),
+        )
+        .map_err(crate::ClientError::from)
+    }
+
     pub(crate) fn kafka(&self, defaults: &[(&str, &str)]) -> rdkafka::ClientConfig {
         let mut config = rdkafka::ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);

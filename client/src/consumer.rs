@@ -1,9 +1,9 @@
 //! A typed Avro consumer: decodes each record with the writer schema its id names (fetched
 //! once per id), optionally resolved to a reader schema, into `T`.
 
-use crate::framing::unframe;
-use crate::registry::SchemaRegistry;
 use crate::{ClientConfig, ClientError};
+use confluent::framing;
+use confluent::SchemaRegistry;
 use plugin_api::codec::Decoder;
 use plugin_api::FromAvro;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -73,7 +73,7 @@ impl<T: FromAvro> AvroConsumer<T> {
         consumer.subscribe(&[topic])?;
         Ok(AvroConsumer {
             consumer,
-            registry: SchemaRegistry::new(config)?,
+            registry: config.registry()?,
             decoder,
             known_ids: HashSet::new(),
             _value: PhantomData,
@@ -97,13 +97,14 @@ impl<T: FromAvro> AvroConsumer<T> {
             }
         };
         let (partition, offset) = (message.partition(), message.offset());
-        let framing = |message: String| ClientError::Framing {
+        let framing = |e: framing::FramingError| ClientError::Framing {
             partition,
             offset,
-            message,
+            message: e.to_string(),
         };
         let decoded = (|| {
-            let (id, datum) = unframe(message.payload().unwrap_or_default()).map_err(framing)?;
+            let (id, datum) =
+                framing::strip(message.payload().unwrap_or_default()).map_err(framing)?;
             if self.known_ids.insert(id) {
                 let schema = self.registry.schema_by_id(id)?;
                 self.decoder

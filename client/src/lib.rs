@@ -29,14 +29,12 @@
 
 mod config;
 mod consumer;
-mod framing;
 mod producer;
-mod registry;
 
 pub use config::ClientConfig;
+pub use confluent::SchemaRegistry;
 pub use consumer::{AvroConsumer, Message};
 pub use producer::AvroProducer;
-pub use registry::SchemaRegistry;
 
 /// What can go wrong in the client.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +44,7 @@ pub enum ClientError {
     Kafka(#[from] rdkafka::error::KafkaError),
     /// The Schema Registry could not be reached or refused.
     #[error("schema registry: {0}")]
-    Registry(String),
+    Registry(#[from] confluent::RegistryError),
     /// A value did not encode or decode with its schema.
     #[error("avro: {0}")]
     Avro(String),

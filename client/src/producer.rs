@@ -3,9 +3,8 @@
 //! Unlike the Python library's producer, it never flushes per record: `send` queues, and
 //! librdkafka batches in the background; `flush` waits and reports any failed delivery.
 
-use crate::framing::frame;
-use crate::registry::SchemaRegistry;
 use crate::{ClientConfig, ClientError};
+use confluent::framing::frame;
 use plugin_api::codec::Encoder;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
@@ -48,8 +47,9 @@ impl<T: Serialize> AvroProducer<T> {
     /// retries neither duplicate nor reorder.
     pub fn new(config: &ClientConfig, topic: &str, schema_json: &str) -> Result<Self, ClientError> {
         let encoder = Encoder::new(schema_json).map_err(|e| ClientError::Avro(e.to_string()))?;
-        let schema_id =
-            SchemaRegistry::new(config)?.register(&format!("{topic}-value"), schema_json)?;
+        let schema_id = config
+            .registry()?
+            .register(&format!("{topic}-value"), schema_json)?;
         let producer = config
             .kafka(&[
                 ("enable.idempotence", "true"),

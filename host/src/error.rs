@@ -2,9 +2,8 @@
 //! bad deployment (which a restart will not fix) from a crash (which it may).
 
 use crate::protocol::FailureKind;
-use crate::registry::RegistryError;
 use crate::runner::RunError;
-use crate::topics::TopicError;
+use confluent::{RegistryError, TopicError};
 
 /// Exit code when a run ends with an error.
 pub mod exit_code {
@@ -22,14 +21,7 @@ pub mod exit_code {
     pub const REFUSED: i32 = 5;
 }
 
-/// Folds a message that spans lines (TOML and registry errors do) into one line, so every
-/// failure is one log line.
-pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
-    text.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub(crate) use confluent::one_line;
 
 /// Why `stage-host` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +35,17 @@ pub enum HostError {
     /// A topic operation failed.
     #[error(transparent)]
     Topic(#[from] TopicError),
+    /// A stop signal arrived while waiting for the broker or a topic: nothing was consumed.
+    #[error("stopped by a signal during start-up, before anything was consumed")]
+    Stopped,
+    /// Waited for the input topic, which did not appear.
+    #[error("input topic {topic} does not exist (waited {waited_secs} s); start the stage that produces it, or create it")]
+    MissingInput {
+        /// The topic.
+        topic: String,
+        /// How long we waited.
+        waited_secs: u64,
+    },
     /// A registry operation failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -60,7 +63,7 @@ pub enum HostError {
 impl HostError {
     /// Whether the process ended because it was asked to stop, not because something failed.
     pub fn is_stop(&self) -> bool {
-        matches!(self, HostError::Topic(TopicError::Stopped))
+        matches!(self, HostError::Stopped)
     }
 
     /// What kind of failure this is: it decides the exit code, and a supervisor reads it in
@@ -69,17 +72,14 @@ impl HostError {
         match self {
             HostError::Config(_) => FailureKind::Config,
             HostError::Plugin(_) | HostError::Run(RunError::Plugin(_)) => FailureKind::Plugin,
-            HostError::Topic(TopicError::Unreachable { .. } | TopicError::Missing { .. }) => {
-                FailureKind::Unreachable
-            }
-            HostError::Registry(e) if e.is_transient() => FailureKind::Unreachable,
-            HostError::Topic(TopicError::Refused(_))
-            | HostError::Registry(_)
-            | HostError::Run(RunError::Refused(_)) => FailureKind::Refused,
+            HostError::Topic(e) => FailureKind::of(e.failure()),
+            HostError::Registry(e) => FailureKind::of(e.failure()),
+            HostError::MissingInput { .. } => FailureKind::Unreachable,
+            HostError::Run(RunError::Refused(_)) => FailureKind::Refused,
             HostError::Run(RunError::RecordFailed(_) | RunError::CircuitOpen(_))
             | HostError::RecordsFailed(_) => FailureKind::Record,
             // Stopping is not a failure; its code is 0 (see `exit_code`).
-            HostError::Topic(TopicError::Stopped) | HostError::Run(_) => FailureKind::Run,
+            HostError::Stopped | HostError::Run(_) => FailureKind::Run,
             HostError::Pipeline(e) => {
                 FailureKind::from_exit_code(e.exit_code()).unwrap_or(FailureKind::Run)
             }
@@ -89,7 +89,7 @@ impl HostError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            HostError::Topic(TopicError::Stopped) => exit_code::STOPPED,
+            HostError::Stopped => exit_code::STOPPED,
             HostError::Pipeline(e) => e.exit_code(),
             other => other.kind().exit_code(),
         }

@@ -1,6 +1,6 @@
 //! `stage-host`: runs one stage plugin as one process.
 //!
-//! Data flows one way: record → [`framing`] → plugin batch → [`framing`] → produce → commit
+//! Data flows one way: record → [`confluent::framing`] → plugin batch → [`confluent::framing`] → produce → commit
 //! ([`runner`]). [`start`] is the start-up sequence; the binary in `main.rs` only parses
 //! arguments, sets up logging and maps errors to exit codes ([`error::exit_code`]).
 
@@ -11,14 +11,12 @@ pub mod cli;
 pub mod client_events;
 pub mod dry_run;
 pub mod error;
-pub mod framing;
 pub mod harness;
 pub mod inspect;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;
 pub mod protocol;
-pub mod registry;
 pub mod runner;
 pub mod scaffold;
 pub mod settings;

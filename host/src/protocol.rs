@@ -73,6 +73,15 @@ impl FailureKind {
         }
     }
 
+    /// The kind of a failure of the cluster's services (the one mapping from
+    /// [`confluent::Failure`]): no answer is `Unreachable`, a definite no is `Refused`.
+    pub fn of(failure: confluent::Failure) -> FailureKind {
+        match failure {
+            confluent::Failure::Unreachable => FailureKind::Unreachable,
+            confluent::Failure::Refused => FailureKind::Refused,
+        }
+    }
+
     /// The kind an exit code says, for a process that died without a status line.
     pub fn from_exit_code(code: i32) -> Option<FailureKind> {
         FailureKind::ALL

@@ -2,6 +2,9 @@
 //! configuration built from them.
 
 use clap::Args;
+use confluent::{
+    KafkaAdmin, RegistryError, RegistrySettings, RestProxy, SchemaRegistry, TopicAdmin, TopicError,
+};
 use rdkafka::ClientConfig;
 use std::time::Duration;
 
@@ -28,6 +31,11 @@ pub struct Connection {
     #[arg(long, env = "STAGE_HOST_SCHEMA_REGISTRY_AUTH", hide_env_values = true)]
     pub schema_registry_auth: Option<String>,
 
+    /// A PEM CA certificate to trust for an `https` Schema Registry signed by a private CA
+    /// (the system's roots are trusted too).
+    #[arg(long, env = "STAGE_HOST_SCHEMA_REGISTRY_CA", value_name = "PEM")]
+    pub schema_registry_ca: Option<std::path::PathBuf>,
+
     /// Kafka REST Proxy URL. When given, topics are created through its v3 API instead of the
     /// Kafka Admin API.
     #[arg(long, env = "STAGE_HOST_REST_PROXY_URL")]
@@ -51,6 +59,29 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
 }
 
 impl Connection {
+    /// The Schema Registry client for this connection.
+    pub fn registry(&self) -> Result<SchemaRegistry, RegistryError> {
+        SchemaRegistry::new(
+            &RegistrySettings::new(&self.schema_registry_url)
+                .basic_auth(self.schema_registry_auth.as_deref())
+                .ca_file(self.schema_registry_ca.clone()),
+        )
+    }
+
+    /// The Kafka Admin API of this connection's cluster.
+    pub fn kafka_admin(&self) -> KafkaAdmin {
+        KafkaAdmin::new(self.client_config(&[]), self.connect_timeout())
+    }
+
+    /// Topic administration as this connection asks for it: through the REST Proxy when its
+    /// URL is given (bound to `cluster`, or its first), the Kafka Admin API otherwise.
+    pub fn topic_admin(&self, cluster: Option<&str>) -> Result<Box<dyn TopicAdmin>, TopicError> {
+        Ok(match &self.rest_proxy_url {
+            Some(url) => Box::new(RestProxy::connect(url, cluster, self.connect_timeout())?),
+            None => Box::new(self.kafka_admin()),
+        })
+    }
+
     /// The start-up connect timeout.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs)

@@ -5,7 +5,6 @@
 use crate::cli::RunArgs;
 use crate::error::HostError;
 use crate::observe::{server, Observer};
-use crate::registry::Registry;
 use crate::runner::checkpoint::{CheckpointStore, CHECKPOINT_TOPIC_CONFIG};
 use crate::runner::liveness::LivenessLimits;
 use crate::runner::source::{run_source, SourceOptions};
@@ -56,10 +55,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
             .map_err(|e| HostError::Config(format!("cannot start the metrics endpoint: {e}")))?;
     }
     let conn = &args.connection;
-    let registry = Registry::new(
-        &conn.schema_registry_url,
-        conn.schema_registry_auth.as_deref(),
-    )?;
+    let registry = conn.registry()?;
 
     // Construct before touching the cluster: a config error is the plugin's to report.
     let constructed = match spec.kind {

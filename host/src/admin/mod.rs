@@ -5,6 +5,5 @@
 //! Each command prints a human-readable table by default and JSON with `--json`, so scripts
 //! and tests read the same facts an operator sees.
 
-pub mod rest_proxy;
 pub mod schema;
 pub mod topic;

@@ -7,10 +7,9 @@
 //! `--force`, because deleting a subject is how incompatible data ends up on a topic.
 
 use crate::error::HostError;
-use crate::registry::RegistryError;
 use crate::settings::Connection;
 use clap::{ArgGroup, Args, Subcommand};
-use reqwest::blocking::{Client, RequestBuilder, Response};
+use confluent::{RegistryError, SchemaRegistry, Verdict};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -170,8 +169,8 @@ pub fn run(command: &SchemaCommand) -> Result<(), HostError> {
                 .clone()
                 .or_else(|| topic.as_ref().map(|t| format!("{t}-value")));
             let listed = match &target {
-                Some(s) => registry.get(&format!("/subjects/{}/versions", enc(s)))?,
-                None => registry.get("/subjects")?,
+                Some(s) => registry.versions(s)?,
+                None => registry.subjects()?,
             };
             if conn.json {
                 println!("{listed}");
@@ -243,7 +242,7 @@ pub fn run(command: &SchemaCommand) -> Result<(), HostError> {
                 }
                 Verdict::Incompatible(reasons) => reasons,
             };
-            let versions = registry.get(&format!("/subjects/{}/versions", enc(&subject)))?;
+            let versions = registry.versions(&subject)?;
             let breaks = format!(
                 "records already written with {subject} versions {versions} cannot be read with the new schema: {}",
                 reasons.join("; ")
@@ -289,15 +288,13 @@ pub fn read_schema(file: &Path) -> Result<String, HostError> {
 }
 
 /// What the registry says about a candidate schema.
-#[derive(Debug)]
-enum Verdict {
-    Compatible,
-    /// The subject has no version yet: anything is compatible.
-    NewSubject,
-    Incompatible(Vec<String>),
+/// How a verdict reads, as text and as JSON.
+trait VerdictText {
+    fn text(&self, subject: &str) -> String;
+    fn to_json(&self, subject: &str) -> Value;
 }
 
-impl Verdict {
+impl VerdictText for Verdict {
     fn text(&self, subject: &str) -> String {
         match self {
             Verdict::Compatible => format!("compatible with {subject}"),
@@ -320,155 +317,8 @@ impl Verdict {
     }
 }
 
-fn client(conn: &SchemaConnection) -> Result<RegistryAdmin, HostError> {
-    Ok(RegistryAdmin {
-        base: conn
-            .connection
-            .schema_registry_url
-            .trim_end_matches('/')
-            .to_string(),
-        auth: conn.connection.schema_registry_auth.clone(),
-        http: Client::builder()
-            .timeout(std::time::Duration::from_secs(15))
-            .build()
-            .map_err(|e| HostError::Config(format!("cannot build an HTTP client: {e}")))?,
-    })
-}
-
-fn enc(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The registry's REST API, as far as the admin commands need it.
-struct RegistryAdmin {
-    base: String,
-    auth: Option<String>,
-    http: Client,
-}
-
-impl RegistryAdmin {
-    fn send(&self, request: RequestBuilder) -> Result<Response, RegistryError> {
-        let request = match &self.auth {
-            Some(auth) => {
-                let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
-                request.basic_auth(user, Some(password))
-            }
-            None => request,
-        };
-        let response = request.send().map_err(|e| RegistryError::Unreachable {
-            url: self.base.clone(),
-            message: e.to_string(),
-        })?;
-        if response.status().is_server_error() {
-            return Err(RegistryError::Unreachable {
-                url: self.base.clone(),
-                message: format!("answered {}", response.status()),
-            });
-        }
-        Ok(response)
-    }
-
-    /// The JSON body of a successful answer; a client error is a refusal with the
-    /// registry's message.
-    fn body(&self, response: Response, what: &str) -> Result<Value, RegistryError> {
-        let status = response.status();
-        let body: Value = response.json().unwrap_or_default();
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(RegistryError::Refused(format!(
-                "{what}: {} ({})",
-                body["message"].as_str().unwrap_or("refused"),
-                status
-            )))
-        }
-    }
-
-    fn get(&self, path: &str) -> Result<Value, RegistryError> {
-        let response = self.send(self.http.get(format!("{}{path}", self.base)))?;
-        self.body(response, &format!("GET {path}"))
-    }
-
-    fn register(&self, subject: &str, schema: &str) -> Result<u64, RegistryError> {
-        let response = self.send(
-            self.http
-                .post(format!("{}/subjects/{}/versions", self.base, enc(subject)))
-                .json(&json!({"schema": schema})),
-        )?;
-        let body = self.body(response, &format!("registering the schema of {subject}"))?;
-        body["id"].as_u64().ok_or_else(|| {
-            RegistryError::Refused(format!("the registry answered without an id: {body}"))
-        })
-    }
-
-    fn version(&self, subject: &str, version: &str) -> Result<Value, RegistryError> {
-        self.get(&format!(
-            "/subjects/{}/versions/{}",
-            enc(subject),
-            enc(version)
-        ))
-    }
-
-    fn delete(
-        &self,
-        subject: &str,
-        version: Option<&str>,
-        permanent: bool,
-    ) -> Result<Value, RegistryError> {
-        let path = match version {
-            Some(v) => format!("/subjects/{}/versions/{}", enc(subject), enc(v)),
-            None => format!("/subjects/{}", enc(subject)),
-        };
-        let what = format!("deleting {subject}");
-        let response = self.send(self.http.delete(format!("{}{path}", self.base)))?;
-        let deleted = self.body(response, &what)?;
-        if permanent {
-            // The registry hard-deletes only what is already soft-deleted.
-            let response = self.send(
-                self.http
-                    .delete(format!("{}{path}?permanent=true", self.base)),
-            )?;
-            self.body(response, &what)?;
-        }
-        Ok(deleted)
-    }
-
-    fn check(&self, subject: &str, schema: &str) -> Result<Verdict, RegistryError> {
-        let response = self.send(
-            self.http
-                .post(format!(
-                    "{}/compatibility/subjects/{}/versions/latest?verbose=true",
-                    self.base,
-                    enc(subject)
-                ))
-                .json(&json!({"schema": schema})),
-        )?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(Verdict::NewSubject);
-        }
-        let body = self.body(response, &format!("checking compatibility with {subject}"))?;
-        if body["is_compatible"].as_bool() == Some(true) {
-            return Ok(Verdict::Compatible);
-        }
-        let messages = body["messages"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
-                    .collect::<Vec<_>>()
-            })
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| vec!["the registry gave no reason".into()]);
-        Ok(Verdict::Incompatible(messages))
-    }
+fn client(conn: &SchemaConnection) -> Result<SchemaRegistry, HostError> {
+    Ok(conn.connection.registry()?)
 }
 
 #[cfg(test)]
@@ -485,11 +335,6 @@ mod tests {
         assert_eq!(s(Some("posts"), None, false).name(), "posts-value");
         assert_eq!(s(Some("posts"), None, true).name(), "posts-key");
         assert_eq!(s(None, Some("custom"), false).name(), "custom");
-    }
-
-    #[test]
-    fn path_segments_are_escaped() {
-        assert_eq!(enc("a b/c-value"), "a%20b%2Fc-value");
     }
 
     #[test]

@@ -18,9 +18,9 @@ use super::control::{self, Request};
 use super::file::Pipeline;
 use super::PipelineError;
 use crate::client_events::EventsContext;
-use crate::registry::Registry;
 use crate::settings::Connection;
 use clap::Args;
+use confluent::SchemaRegistry;
 use plugin_host::{StageKind, StageSpec};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -210,11 +210,9 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
     // The live version must have got past the same inputs before its outputs are read.
     let live = admin.wait_committed_past(&group, &input, &to, Duration::from_secs(120))?;
     let live_secs = started.elapsed().as_secs_f64();
-    let registry = Registry::new(
-        &conn.schema_registry_url,
-        conn.schema_registry_auth.as_deref(),
-    )
-    .map_err(|e| PipelineError::Io(e.to_string()))?;
+    let registry = conn
+        .registry()
+        .map_err(|e| PipelineError::Io(e.to_string()))?;
     let mut decoder = Decoder::new(&registry);
     let range = Range {
         topic: &input,
@@ -765,12 +763,12 @@ fn source_position(message: &impl Message, topic: &str) -> Option<Position> {
 
 /// Confluent-framed Avro values to JSON, with writer schemas from the registry (cached).
 struct Decoder<'a> {
-    registry: &'a Registry,
+    registry: &'a SchemaRegistry,
     schemas: HashMap<u32, apache_avro::Schema>,
 }
 
 impl<'a> Decoder<'a> {
-    fn new(registry: &'a Registry) -> Self {
+    fn new(registry: &'a SchemaRegistry) -> Self {
         Decoder {
             registry,
             schemas: HashMap::new(),
@@ -779,7 +777,7 @@ impl<'a> Decoder<'a> {
 
     fn decode(&mut self, payload: &[u8]) -> Result<serde_json::Value, PipelineError> {
         let io = |e: String| PipelineError::Io(e);
-        let (id, mut datum) = crate::framing::strip(payload).map_err(|e| io(e.to_string()))?;
+        let (id, mut datum) = confluent::framing::strip(payload).map_err(|e| io(e.to_string()))?;
         if !self.schemas.contains_key(&id) {
             let json = self
                 .registry

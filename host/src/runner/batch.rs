@@ -8,7 +8,7 @@
 //! (`super::failures`) treats them alike. No Kafka here: the loop hands in what it consumed.
 
 use super::RunError;
-use crate::framing;
+use confluent::framing;
 use plugin_host::OutputBuffer;
 use plugin_host::{
     FailureKind, InputBatchBuilder, Output, OutputBufferExt, RecordPosition, StageInstance,

@@ -17,7 +17,7 @@ pub mod source;
 pub mod stage;
 mod transaction;
 
-use crate::framing;
+use confluent::framing;
 use delivery::{Ack, AckingProducer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -9,15 +9,15 @@
 
 use super::batch::WriterSchemas;
 use super::RunError;
-use crate::registry::Registry;
 use crate::shutdown::Shutdown;
+use confluent::SchemaRegistry;
 use plugin_host::StageInstance;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// The writer schemas the plugin knows, and the ids that cannot be had.
 pub struct RegistrySchemas<'a> {
-    registry: &'a Registry,
+    registry: &'a SchemaRegistry,
     shutdown: Shutdown,
     known: HashSet<u32>,
     unusable: HashMap<u32, String>,
@@ -26,7 +26,7 @@ pub struct RegistrySchemas<'a> {
 impl<'a> RegistrySchemas<'a> {
     /// Schemas from `registry`; a lookup retried while the registry is away stops waiting
     /// when `shutdown` is requested.
-    pub fn new(registry: &'a Registry, shutdown: Shutdown) -> Self {
+    pub fn new(registry: &'a SchemaRegistry, shutdown: Shutdown) -> Self {
         RegistrySchemas {
             registry,
             shutdown,

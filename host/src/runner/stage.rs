@@ -24,10 +24,10 @@ use super::{Counters, OutputScratch, OutputTopic, ProgressLog, RunError};
 use crate::client_events::refusal_of;
 use crate::observe::Observer;
 use crate::policy::{ErrorPolicy, OffsetGapPolicy};
-use crate::registry::Registry;
 use crate::settings::Connection;
 use crate::shutdown::Shutdown;
 use crate::watchdog::Watchdog;
+use confluent::SchemaRegistry;
 use plugin_host::{RecordPosition, StageInstance};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
@@ -137,7 +137,7 @@ impl<'a> StageRunner<'a> {
         conn: &Connection,
         options: StageOptions,
         output: OutputTopic,
-        registry: &'a Registry,
+        registry: &'a SchemaRegistry,
         instance: StageInstance,
         shutdown: Shutdown,
         observer: Arc<Observer>,

@@ -1,0 +1,178 @@
+//! Topic administration through the Kafka Admin API (metadata, CreateTopics, DeleteTopics,
+//! DescribeConfigs).
+
+use super::{NewTopic, PartitionInfo, TopicAdmin, TopicError, TopicInfo};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+use std::time::Duration;
+
+/// The Admin API of the cluster a client configuration points at.
+pub struct KafkaAdmin {
+    config: ClientConfig,
+    timeout: Duration,
+}
+
+impl KafkaAdmin {
+    /// Administers the cluster of `config` (its `bootstrap.servers` and security settings),
+    /// waiting at most `timeout` for each answer.
+    pub fn new(config: ClientConfig, timeout: Duration) -> Self {
+        KafkaAdmin { config, timeout }
+    }
+
+    /// Whether `topic`'s `cleanup.policy` includes `compact` (its offsets have gaps by design).
+    pub fn is_compacted(&self, topic: &str) -> Result<bool, TopicError> {
+        let admin = self.admin()?;
+        let options = AdminOptions::new().request_timeout(Some(self.timeout));
+        let results =
+            block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))?
+                .map_err(|e| self.unreachable(e))?;
+        let resource = results
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                TopicError::Refused(format!("no configuration of topic {topic} in the answer"))
+            })?
+            .map_err(|code| TopicError::Refused(format!("describing topic {topic}: {code}")))?;
+        Ok(resource
+            .get("cleanup.policy")
+            .and_then(|entry| entry.value.as_deref())
+            .is_some_and(|policy| policy.contains("compact")))
+    }
+
+    fn metadata(&self, topic: Option<&str>) -> Result<Vec<TopicInfo>, TopicError> {
+        // A metadata request must never create the topic it asks about.
+        let mut config = self.config.clone();
+        config.set("allow.auto.create.topics", "false");
+        let consumer: BaseConsumer = config
+            .create()
+            .map_err(|e| TopicError::Refused(format!("invalid Kafka client settings: {e}")))?;
+        let metadata = consumer
+            .fetch_metadata(topic, self.timeout)
+            .map_err(|e| self.unreachable(e))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| {
+                let mut detail: Vec<PartitionInfo> = t
+                    .partitions()
+                    .iter()
+                    .map(|p| PartitionInfo {
+                        id: p.id(),
+                        leader: p.leader(),
+                        replicas: p.replicas().to_vec(),
+                        isr: p.isr().to_vec(),
+                    })
+                    .collect();
+                detail.sort_by_key(|p| p.id);
+                TopicInfo {
+                    name: t.name().to_string(),
+                    partitions: detail.len(),
+                    replication_factor: detail.first().map_or(0, |p| p.replicas.len()),
+                    partition_detail: detail,
+                }
+            })
+            .collect())
+    }
+
+    fn servers(&self) -> String {
+        format!(
+            "Kafka at {}",
+            self.config
+                .get("bootstrap.servers")
+                .unwrap_or("(no bootstrap.servers)")
+        )
+    }
+
+    fn unreachable(&self, e: impl std::fmt::Display) -> TopicError {
+        TopicError::Unreachable {
+            servers: self.servers(),
+            message: crate::one_line(e),
+        }
+    }
+
+    fn admin(&self) -> Result<AdminClient<DefaultClientContext>, TopicError> {
+        self.config
+            .create()
+            .map_err(|e| TopicError::Refused(format!("invalid Kafka client settings: {e}")))
+    }
+}
+
+/// rdkafka's admin calls are futures; these callers are not async.
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, TopicError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TopicError::Refused(format!("cannot start an async runtime: {e}")))?;
+    Ok(runtime.block_on(future))
+}
+
+impl TopicAdmin for KafkaAdmin {
+    fn list(&self) -> Result<Vec<TopicInfo>, TopicError> {
+        let mut topics = self.metadata(None)?;
+        topics.iter_mut().for_each(|t| t.partition_detail.clear());
+        Ok(topics)
+    }
+
+    fn describe(&self, topic: &str) -> Result<Option<TopicInfo>, TopicError> {
+        Ok(self
+            .metadata(Some(topic))?
+            .into_iter()
+            .find(|t| t.name == topic))
+    }
+
+    fn create(&self, topic: &NewTopic<'_>) -> Result<bool, TopicError> {
+        if self.exists(topic.name)? {
+            return Ok(false);
+        }
+        let admin = self.admin()?;
+        let options = AdminOptions::new().operation_timeout(Some(self.timeout));
+        let mut new = rdkafka::admin::NewTopic::new(
+            topic.name,
+            topic.partitions,
+            TopicReplication::Fixed(i32::from(topic.replication_factor)),
+        );
+        for (key, value) in topic.config {
+            new = new.set(key, value);
+        }
+        let results =
+            block_on(admin.create_topics([&new], &options))?.map_err(|e| self.unreachable(e))?;
+        for result in results {
+            match result {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => return Ok(false),
+                Err((name, code)) => {
+                    return Err(TopicError::Refused(format!(
+                        "creating topic {name} failed: {code}"
+                    )))
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn delete(&self, topic: &str) -> Result<bool, TopicError> {
+        if !self.exists(topic)? {
+            return Ok(false);
+        }
+        let admin = self.admin()?;
+        let options = AdminOptions::new().operation_timeout(Some(self.timeout));
+        let results =
+            block_on(admin.delete_topics(&[topic], &options))?.map_err(|e| self.unreachable(e))?;
+        for result in results {
+            match result {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => return Ok(false),
+                Err((name, code)) => {
+                    return Err(TopicError::Refused(format!(
+                        "deleting topic {name} failed: {code}"
+                    )))
+                }
+            }
+        }
+        Ok(true)
+    }
+}
