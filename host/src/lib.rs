@@ -13,6 +13,7 @@ pub mod dry_run;
 pub mod error;
 pub mod harness;
 pub mod inspect;
+pub mod memory;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;

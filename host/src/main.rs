@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    stage_host::memory::cap_malloc_arenas();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match &cli.command {

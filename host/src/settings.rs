@@ -126,12 +126,13 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     // The swap gap on the local cluster went from 3.3 s (eager) to under a second.
     ("partition.assignment.strategy", "cooperative-sticky"),
     ("enable.partition.eof", "false"),
-    // Bounds the prefetch queue (librdkafka's default is 64 MB, and up to 100,000 records per
-    // partition): ten batches ahead per partition is all the loop needs, and the rest is
-    // resident memory (20,000 records per partition put a stage at 50.4 MB peak RSS in
-    // `scripts/bench`, over its 50 MB budget).
-    ("queued.max.messages.kbytes", "16384"),
+    // Bound the prefetch queue and each fetch: ten batches ahead is all the loop needs, and
+    // the rest is resident memory. librdkafka's defaults (64 MB / 100,000 records queued, 1 MB
+    // per partition per fetch) put a stage at 50 MB peak RSS in `scripts/bench`; 16 MB queued
+    // at 47 MB; these at 31-33 MB with the same records/s within the run-to-run noise.
+    ("queued.max.messages.kbytes", "2048"),
     ("queued.min.messages", "10000"),
+    ("max.partition.fetch.bytes", "262144"),
     // Once a partition's prefetch queue is over those bounds, librdkafka postpones its next
     // fetch by this long (default 1000 ms): with the bounds above that capped a stage at
     // 10,000 records per partition per second (40,600 records/s on 4 partitions in
