@@ -39,6 +39,17 @@ pub struct BenchArgs {
     #[arg(long)]
     pub skip_python: bool,
 
+    /// Run only these scenarios (ids: ceiling, plugin, plugin-eos, linked, kstreams,
+    /// kstreams-eos, python-per-record, python-batched); all of them when not given. For
+    /// looking at one scenario while tuning it: the README's results come from a full run.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+
+    /// An extra argument for stage-host in (b) and (b-eos), repeated for each one (e.g.
+    /// `--stage-host-arg=--transaction-ms --stage-host-arg=500`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub stage_host_arg: Vec<String>,
+
     /// Skip the Kafka Streams scenarios (they need Java 17 and the peer's jar).
     #[arg(long)]
     pub skip_kstreams: bool,

@@ -75,7 +75,10 @@ pub fn command_for(args: &BenchArgs, scenario: Scenario, topics: Topics<'_>) -> 
 /// `stage-host --plugin libstage_two.so`, at-least-once.
 pub fn stage_host(args: &BenchArgs, topics: Topics<'_>) -> Command {
     let mut c = Command::new(&args.stage_host);
-    c.arg("--plugin").arg(&args.plugin).args(topics.args());
+    c.arg("--plugin")
+        .arg(&args.plugin)
+        .args(topics.args())
+        .args(&args.stage_host_arg);
     with_cluster_env(args, c)
 }
 

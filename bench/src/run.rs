@@ -49,6 +49,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.callgrind {
         return crate::callgrind::run(args);
     }
+    if let Some(unknown) = args
+        .only
+        .iter()
+        .find(|id| !Scenario::ALL.iter().any(|s| s.id() == id.as_str()))
+    {
+        bail!(
+            "--only: no scenario {unknown:?}; the ids are {:?}",
+            Scenario::ALL.map(Scenario::id)
+        );
+    }
     if !args.skip_kstreams && !args.kstreams_jar.is_file() {
         bail!(
             "{} not found; run `mvn -B -f bench/kstreams/pom.xml package` or pass --skip-kstreams",
@@ -105,6 +115,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for scenario in Scenario::ALL {
         if (scenario.is_python() && args.skip_python)
             || (scenario.is_kafka_streams() && args.skip_kstreams)
+            || !(args.only.is_empty() || args.only.iter().any(|id| id == scenario.id()))
         {
             continue;
         }
