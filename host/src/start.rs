@@ -13,6 +13,7 @@ use crate::runner::{Counters, OutputTopic};
 use crate::shutdown::Shutdown;
 use crate::status_report::{self, StatusEvent};
 use crate::{policy::ErrorPolicy, stage_config, topics};
+use confluent::SchemaRegistry;
 use plugin_host::Plugin;
 use plugin_host::{StageKind, TopicSpec};
 use std::sync::Arc;
@@ -55,7 +56,6 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
             .map_err(|e| HostError::Config(format!("cannot start the metrics endpoint: {e}")))?;
     }
     let conn = &args.connection;
-    let registry = conn.registry()?;
 
     // Construct before touching the cluster: a config error is the plugin's to report.
     let constructed = match spec.kind {
@@ -74,134 +74,169 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
         return Ok(Counters::default());
     }
 
-    if topics::ensure_topic(conn, &spec.output_topic, shutdown)? {
+    match constructed {
+        Constructed::Source(instance) => {
+            let instance = instance.expect("checked above");
+            run_source_instance(args, &spec, instance, shutdown, &observer)
+        }
+        Constructed::Stage(instance) => {
+            let instance = instance.expect("checked above");
+            run_stage(args, &spec, instance, shutdown, observer)
+        }
+    }
+}
+
+/// Creates the output topic if it is missing and registers the output schemas: where the
+/// outputs go, and the ids they are framed with.
+fn prepare_output(
+    args: &RunArgs,
+    spec: &plugin_host::StageSpec,
+    registry: &SchemaRegistry,
+    shutdown: &Shutdown,
+) -> Result<OutputTopic, HostError> {
+    if topics::ensure_topic(&args.connection, &spec.output_topic, shutdown)? {
         tracing::info!(topic = %spec.output_topic.name, "created output topic");
     }
-    let value_schema_id = registry.register(
-        &format!("{}-value", spec.output_topic.name),
-        &spec.output_value_schema,
-    )?;
+    let value_subject = format!("{}-value", spec.output_topic.name);
+    let value_schema_id = registry.register(&value_subject, &spec.output_value_schema)?;
     let key_schema_id = spec
         .output_key_schema
         .as_deref()
         .map(|schema| registry.register(&format!("{}-key", spec.output_topic.name), schema))
         .transpose()?;
-    tracing::info!(subject = %format!("{}-value", spec.output_topic.name), id = value_schema_id, "output schema registered");
-    let output = OutputTopic {
+    tracing::info!(subject = %value_subject, id = value_schema_id, "output schema registered");
+    Ok(OutputTopic {
         topic: spec.output_topic.name.clone(),
         value_schema_id,
         key_schema_id,
-    };
-    let flush_timeout = Duration::from_secs(args.flush_timeout_secs);
+    })
+}
 
-    match constructed {
-        Constructed::Source(instance) => {
-            let instance = instance.expect("checked above");
-            let checkpoints = source_checkpoints(args, &spec, &instance)?;
-            if let Some(store) = &checkpoints {
-                let topic = TopicSpec {
-                    name: store.topic.clone(),
-                    partitions: 1,
-                    replication_factor: spec.output_topic.replication_factor,
-                };
-                topics::ensure_topic_with_config(conn, &topic, CHECKPOINT_TOPIC_CONFIG, shutdown)?;
-            }
-            report_ready(&spec);
-            let options = SourceOptions {
-                batch_size: args.batch_size,
-                flush_timeout,
-                batch_timeout: Duration::from_secs(args.batch_timeout_secs),
-                transactional_id: transactional_id(args, &spec),
-                checkpoints,
-            };
-            let stats = run_source(conn, &output, instance, &options, shutdown, &observer)?;
-            status_report::report(&StatusEvent::Counters(stats));
-            Ok(stats)
-        }
-        Constructed::Stage(instance) => {
-            let instance = instance.expect("checked above");
-            let input_topic = args
-                .input_topic
-                .clone()
-                .or(spec.input_topic.clone())
-                .ok_or_else(|| {
-                    HostError::Config(
-                        "the stage declares no input topic; give --input-topic".into(),
-                    )
-                })?;
-            let group_id = args
-                .group_id
-                .clone()
-                .or(spec.group_id.clone())
-                .ok_or_else(|| {
-                    HostError::Config(
-                        "the stage declares no consumer group; give --group-id".into(),
-                    )
-                })?;
-            let dead_letter_topic = (args.on_error == ErrorPolicy::DeadLetter).then(|| {
-                args.dead_letter_topic
-                    .clone()
-                    .unwrap_or_else(|| format!("{}.dlq", spec.output_topic.name))
-            });
-            if let Some(topic) = &dead_letter_topic {
-                let dlq = TopicSpec {
-                    name: topic.clone(),
-                    partitions: 1,
-                    replication_factor: spec.output_topic.replication_factor,
-                };
-                topics::ensure_topic(conn, &dlq, shutdown)?;
-            }
-            topics::wait_for_topic(
-                conn,
-                &input_topic,
-                Duration::from_secs(args.input_topic_timeout_secs),
-                shutdown,
-            )?;
-            let input_compacted = topics::is_compacted(conn, &input_topic);
-            let options = StageOptions {
-                stage_name: spec.name.clone(),
-                plugin_version: spec.version.clone(),
-                input_topic,
-                group_id,
-                input_key_framed: spec.input_key_framed,
-                batch_size: args.batch_size,
-                batch_wait: Duration::from_millis(args.batch_wait_ms),
-                policy: args.on_error,
-                dead_letter_topic,
-                max_in_flight_batches: MAX_IN_FLIGHT_BATCHES,
-                transaction_interval: Duration::from_millis(args.transaction_ms),
-                flush_timeout,
-                batch_timeout: Duration::from_secs(args.batch_timeout_secs),
-                failure_window: args.failure_window,
-                max_failure_ratio: args.max_failure_ratio,
-                transactional_id: transactional_id(args, &spec),
-                on_offset_gap: args.on_offset_gap,
-                position_headers: args.position_headers,
-                input_compacted,
-                liveness: LivenessLimits {
-                    no_assignment_warn: Duration::from_secs(args.no_assignment_warn_secs),
-                    stall_timeout: Duration::from_secs(args.stall_timeout_secs),
-                },
-            };
-            tracing::info!(topic = %options.input_topic, group = %options.group_id, "consuming");
-            let runner = StageRunner::new(
-                conn,
-                options,
-                output,
-                &registry,
-                instance,
-                shutdown.clone(),
-                Arc::clone(&observer),
-            )?;
-            report_ready(&spec);
-            let stats = runner.run()?;
-            status_report::report(&StatusEvent::Counters(Counters {
-                lag: observer.lag.total(),
-                ..stats
-            }));
-            Ok(stats)
-        }
+/// Runs a constructed source until it stops or its input ends.
+fn run_source_instance(
+    args: &RunArgs,
+    spec: &plugin_host::StageSpec,
+    instance: plugin_host::SourceInstance,
+    shutdown: &Shutdown,
+    observer: &Observer,
+) -> Result<Counters, HostError> {
+    let conn = &args.connection;
+    let registry = conn.registry()?;
+    let output = prepare_output(args, spec, &registry, shutdown)?;
+    let flush_timeout = Duration::from_secs(args.flush_timeout_secs);
+    let checkpoints = source_checkpoints(args, spec, &instance)?;
+    if let Some(store) = &checkpoints {
+        let topic = TopicSpec {
+            name: store.topic.clone(),
+            partitions: 1,
+            replication_factor: spec.output_topic.replication_factor,
+        };
+        topics::ensure_topic_with_config(conn, &topic, CHECKPOINT_TOPIC_CONFIG, shutdown)?;
     }
+    report_ready(spec);
+    let options = SourceOptions {
+        batch_size: args.batch_size,
+        flush_timeout,
+        batch_timeout: Duration::from_secs(args.batch_timeout_secs),
+        transactional_id: transactional_id(args, spec),
+        checkpoints,
+    };
+    let stats = run_source(conn, &output, instance, &options, shutdown, observer)?;
+    status_report::report(&StatusEvent::Counters(stats));
+    Ok(stats)
+}
+
+/// Runs a constructed stage, loaded from a library or linked into the binary, as `stage-host`
+/// runs one: creates its output (and dead-letter) topic, registers its output schemas, waits
+/// for its input topic, and consumes until stopped. `spec` is the stage's declaration with
+/// the command line's names already applied.
+pub fn run_stage(
+    args: &RunArgs,
+    spec: &plugin_host::StageSpec,
+    instance: plugin_host::StageInstance,
+    shutdown: &Shutdown,
+    observer: Arc<Observer>,
+) -> Result<Counters, HostError> {
+    let conn = &args.connection;
+    let registry = conn.registry()?;
+    let output = prepare_output(args, spec, &registry, shutdown)?;
+    let flush_timeout = Duration::from_secs(args.flush_timeout_secs);
+    let input_topic = args
+        .input_topic
+        .clone()
+        .or(spec.input_topic.clone())
+        .ok_or_else(|| {
+            HostError::Config("the stage declares no input topic; give --input-topic".into())
+        })?;
+    let group_id = args
+        .group_id
+        .clone()
+        .or(spec.group_id.clone())
+        .ok_or_else(|| {
+            HostError::Config("the stage declares no consumer group; give --group-id".into())
+        })?;
+    let dead_letter_topic = (args.on_error == ErrorPolicy::DeadLetter).then(|| {
+        args.dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.dlq", spec.output_topic.name))
+    });
+    if let Some(topic) = &dead_letter_topic {
+        let dlq = TopicSpec {
+            name: topic.clone(),
+            partitions: 1,
+            replication_factor: spec.output_topic.replication_factor,
+        };
+        topics::ensure_topic(conn, &dlq, shutdown)?;
+    }
+    topics::wait_for_topic(
+        conn,
+        &input_topic,
+        Duration::from_secs(args.input_topic_timeout_secs),
+        shutdown,
+    )?;
+    let input_compacted = topics::is_compacted(conn, &input_topic);
+    let options = StageOptions {
+        stage_name: spec.name.clone(),
+        plugin_version: spec.version.clone(),
+        input_topic,
+        group_id,
+        input_key_framed: spec.input_key_framed,
+        batch_size: args.batch_size,
+        batch_wait: Duration::from_millis(args.batch_wait_ms),
+        policy: args.on_error,
+        dead_letter_topic,
+        max_in_flight_batches: MAX_IN_FLIGHT_BATCHES,
+        transaction_interval: Duration::from_millis(args.transaction_ms),
+        flush_timeout,
+        batch_timeout: Duration::from_secs(args.batch_timeout_secs),
+        failure_window: args.failure_window,
+        max_failure_ratio: args.max_failure_ratio,
+        transactional_id: transactional_id(args, spec),
+        on_offset_gap: args.on_offset_gap,
+        position_headers: args.position_headers,
+        input_compacted,
+        liveness: LivenessLimits {
+            no_assignment_warn: Duration::from_secs(args.no_assignment_warn_secs),
+            stall_timeout: Duration::from_secs(args.stall_timeout_secs),
+        },
+    };
+    tracing::info!(topic = %options.input_topic, group = %options.group_id, "consuming");
+    let runner = StageRunner::new(
+        conn,
+        options,
+        output,
+        &registry,
+        instance,
+        shutdown.clone(),
+        Arc::clone(&observer),
+    )?;
+    report_ready(spec);
+    let stats = runner.run()?;
+    status_report::report(&StatusEvent::Counters(Counters {
+        lag: observer.lag.total(),
+        ..stats
+    }));
+    Ok(stats)
 }
 
 /// The topic and group names the run will use, with the plugin's declarations filled in,
