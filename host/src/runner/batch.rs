@@ -111,7 +111,7 @@ impl Batch {
         &mut self,
         record: Consumed<'_>,
         headers: impl FnOnce() -> Option<OwnedHeaders>,
-        schemas: &mut impl WriterSchemas,
+        schemas: &mut (impl WriterSchemas + ?Sized),
         instance: &mut StageInstance,
     ) -> Result<(), RunError> {
         self.first_at.get_or_insert_with(Instant::now);

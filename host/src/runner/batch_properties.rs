@@ -26,19 +26,19 @@ const KNOWN_ID: u32 = 1;
 const UNKNOWN_ID: u32 = 99;
 
 #[derive(Deserialize)]
-struct Post {
+pub(super) struct Post {
     postid: String,
     title: String,
 }
 
 #[derive(Serialize)]
-struct Scored {
+pub(super) struct Scored {
     postid: String,
     ppm: f32,
 }
 
 /// Emits one output per record; fails on title `error`, panics on title `panic`.
-struct Probe;
+pub(super) struct Probe;
 
 impl Stage for Probe {
     type Input = Post;
@@ -76,7 +76,7 @@ impl Stage for Probe {
 }
 
 /// A registry that knows one schema.
-struct OneSchema;
+pub(super) struct OneSchema;
 
 impl WriterSchemas for OneSchema {
     fn ensure(
@@ -160,12 +160,24 @@ fn value_of(shape: Shape, n: usize) -> Option<Vec<u8>> {
         Shape::Panic => "panic",
         _ => "fine",
     };
-    let framed = |id: u32, datum: &[u8]| {
-        let mut v = vec![0u8];
-        v.extend_from_slice(&id.to_be_bytes());
-        v.extend_from_slice(datum);
-        v
-    };
+    let framed = confluent::framing::frame;
+    let datum = datum_with_title(title, n);
+    match shape {
+        Shape::Tombstone => None,
+        Shape::BrokenFraming => Some(b"not avro".to_vec()),
+        Shape::UnknownSchema => Some(framed(UNKNOWN_ID, &datum)),
+        Shape::BadDatum => Some(framed(KNOWN_ID, &[0xff, 0xff, 0xff])),
+        _ => Some(framed(KNOWN_ID, &datum)),
+    }
+}
+
+/// A stage-one record `p<n>` with `title`, framed with the known writer schema id: the probe
+/// emits it (`fine`), refuses it (`error`) or panics on it (`panic`).
+pub(super) fn value_with_title(title: &str, n: usize) -> Vec<u8> {
+    confluent::framing::frame(KNOWN_ID, &datum_with_title(title, n))
+}
+
+fn datum_with_title(title: &str, n: usize) -> Vec<u8> {
     let schema = apache_avro::Schema::parse_str(STAGE_ONE).expect("the schema parses");
     let record = apache_avro::types::Value::Record(vec![
         (
@@ -177,14 +189,7 @@ fn value_of(shape: Shape, n: usize) -> Option<Vec<u8>> {
             apache_avro::types::Value::Union(0, Box::new(title.into())),
         ),
     ]);
-    let datum = apache_avro::to_avro_datum(&schema, record).expect("the record encodes");
-    match shape {
-        Shape::Tombstone => None,
-        Shape::BrokenFraming => Some(b"not avro".to_vec()),
-        Shape::UnknownSchema => Some(framed(UNKNOWN_ID, &datum)),
-        Shape::BadDatum => Some(framed(KNOWN_ID, &[0xff, 0xff, 0xff])),
-        _ => Some(framed(KNOWN_ID, &datum)),
-    }
+    apache_avro::to_avro_datum(&schema, record).expect("the record encodes")
 }
 
 fn router(policy: ErrorPolicy) -> FailureRouter {

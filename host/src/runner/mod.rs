@@ -12,6 +12,8 @@ pub mod delivery;
 pub mod failures;
 mod gaps;
 pub mod liveness;
+#[cfg(test)]
+mod loop_on_mock_cluster;
 mod schemas;
 pub mod source;
 pub mod stage;

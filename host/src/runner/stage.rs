@@ -11,7 +11,7 @@
 //! them to Kafka.
 
 use super::ack_window::AckWindow;
-use super::batch::{Batch, Commit, Consumed, Delivery};
+use super::batch::{Batch, Commit, Consumed, Delivery, WriterSchemas};
 use super::consumer::StageConsumer;
 use super::continuity::ContinuityAudit;
 use super::delivery::{self, Ack, AckingProducer};
@@ -103,7 +103,7 @@ pub struct StageRunner<'a> {
     consumer: StageConsumer,
     producer: AckingProducer,
     shutdown: Shutdown,
-    schemas: RegistrySchemas<'a>,
+    schemas: Box<dyn WriterSchemas + 'a>,
     window: AckWindow<BTreeMap<i32, i64>>,
     stats: Counters,
     watchdog: Watchdog,
@@ -132,12 +132,28 @@ struct OpenTransaction {
 }
 
 impl<'a> StageRunner<'a> {
-    /// Creates the Kafka clients and subscribes. Nothing is consumed yet.
+    /// Creates the Kafka clients and subscribes, with writer schemas from `registry`.
+    /// Nothing is consumed yet.
     pub fn new(
         conn: &Connection,
         options: StageOptions,
         output: OutputTopic,
         registry: &'a SchemaRegistry,
+        instance: StageInstance,
+        shutdown: Shutdown,
+        observer: Arc<Observer>,
+    ) -> Result<Self, RunError> {
+        let schemas = Box::new(RegistrySchemas::new(registry, shutdown.clone()));
+        Self::with_schemas(conn, options, output, schemas, instance, shutdown, observer)
+    }
+
+    /// [`StageRunner::new`] with the writer schemas from `schemas` (the loop's tests give a
+    /// fixed set).
+    pub(crate) fn with_schemas(
+        conn: &Connection,
+        options: StageOptions,
+        output: OutputTopic,
+        schemas: Box<dyn WriterSchemas + 'a>,
         instance: StageInstance,
         shutdown: Shutdown,
         observer: Arc<Observer>,
@@ -167,7 +183,7 @@ impl<'a> StageRunner<'a> {
             plugin_version: options.plugin_version.clone(),
         });
         Ok(StageRunner {
-            schemas: RegistrySchemas::new(registry, shutdown.clone()),
+            schemas,
             options,
             output,
             instance,
@@ -323,7 +339,7 @@ impl<'a> StageRunner<'a> {
             batch.add(
                 consumed,
                 || message.headers().map(|h| h.detach()),
-                &mut self.schemas,
+                self.schemas.as_mut(),
                 &mut self.instance,
             )?;
         }
