@@ -2,7 +2,7 @@
 //! starts itself in.
 
 use clap::{Args, Parser, Subcommand};
-use stage_host::settings::Connection;
+use stage_host::Connection;
 use std::path::PathBuf;
 
 /// Benchmarks stage-two: raw passthrough (ceiling), stage-host with the plugin, the same
@@ -174,9 +174,9 @@ pub struct ChildArgs {
     #[arg(long)]
     pub group_id: String,
     /// Most records per batch (the host's default).
-    #[arg(long, default_value_t = stage_host::runner::stage::DEFAULT_BATCH_SIZE)]
+    #[arg(long, default_value_t = stage_host::runner_parts::DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
     /// Longest wait to fill a batch, milliseconds (the host's default).
-    #[arg(long, default_value_t = stage_host::runner::stage::DEFAULT_BATCH_WAIT_MS)]
+    #[arg(long, default_value_t = stage_host::runner_parts::DEFAULT_BATCH_WAIT_MS)]
     pub batch_wait_ms: u64,
 }

@@ -8,7 +8,7 @@ use confluent::SchemaRegistry;
 use confluent::{KafkaAdmin, NewTopic, TopicAdmin};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use stage_host::settings::Connection;
+use stage_host::Connection;
 use std::time::Duration;
 
 /// Admin, registry and metadata clients, and the topics made so far.

@@ -11,7 +11,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
-use stage_host::settings::PRODUCER_DEFAULTS;
+use stage_host::PRODUCER_DEFAULTS;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

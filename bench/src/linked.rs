@@ -1,5 +1,5 @@
 //! The stage-two transform linked into the host: the same start-up and the same runner as
-//! `stage-host --plugin libstage_two.so` ([`stage_host::start::run_stage`], with stage-host's
+//! `stage-host --plugin libstage_two.so` ([`stage_host::run_stage`], with stage-host's
 //! own defaults from its argument parser), with the stage constructed by
 //! [`plugin_api::linked::stage`] instead of loaded from the library. The difference between
 //! this and the plugin run is the cost of the plugin boundary.
@@ -8,10 +8,10 @@ use crate::cli::ChildArgs;
 use anyhow::Result;
 use clap::Parser;
 use plugin_api::Stage;
-use stage_host::cli::Cli;
-use stage_host::observe::Observer;
-use stage_host::settings::Connection;
-use stage_host::shutdown::Shutdown;
+use stage_host::commands::Cli;
+use stage_host::Connection;
+use stage_host::Observer;
+use stage_host::Shutdown;
 use stage_two::StageTwo;
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<(
         .map_err(|e| anyhow::anyhow!("constructing stage-two: {e}"))?;
     // The same observer a plugin run has, so both runs count the same way.
     let observer = Arc::new(Observer::new(spec.kind, &spec.name, &spec.version));
-    let stats = stage_host::start::run_stage(&run_args, &spec, instance, shutdown, observer)?;
+    let stats = stage_host::run_stage(&run_args, &spec, instance, shutdown, observer)?;
     tracing::info!(records = stats.records_in, "linked stage stopped");
     Ok(())
 }

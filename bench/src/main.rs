@@ -26,12 +26,12 @@ mod svg;
 
 use clap::Parser;
 use cli::{Cli, Role};
-use stage_host::shutdown::Shutdown;
+use stage_host::Shutdown;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     // The passthrough and linked roles run with the same allocator settings as stage-host.
-    stage_host::memory::cap_malloc_arenas();
+    stage_host::cap_malloc_arenas();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -8,10 +8,10 @@ use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use stage_host::runner::ack_window::AckWindow;
-use stage_host::runner::delivery::{self, Ack, AckingProducer, DeliveryContext};
-use stage_host::settings::{Connection, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
-use stage_host::shutdown::Shutdown;
+use stage_host::runner_parts::AckWindow;
+use stage_host::runner_parts::{self as delivery, Ack, AckingProducer, DeliveryContext};
+use stage_host::Shutdown;
+use stage_host::{Connection, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

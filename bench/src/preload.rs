@@ -7,8 +7,8 @@ use confluent::framing;
 use plugin_api::codec::Encoder;
 use rdkafka::producer::Producer;
 use serde::Serialize;
-use stage_host::runner::delivery::{self, Ack, AckingProducer, DeliveryContext};
-use stage_host::settings::PRODUCER_DEFAULTS;
+use stage_host::runner_parts::{self as delivery, Ack, AckingProducer, DeliveryContext};
+use stage_host::PRODUCER_DEFAULTS;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -16,8 +16,8 @@ use crate::scenario::{measure_throughput, wait_until_committed, Scenario};
 use crate::svg;
 use anyhow::{bail, Context, Result};
 use plugin_api::Stage;
-use stage_host::runner::stage::{DEFAULT_BATCH_SIZE, DEFAULT_BATCH_WAIT_MS, MAX_IN_FLIGHT_BATCHES};
-use stage_host::settings::{CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
+use stage_host::runner_parts::{DEFAULT_BATCH_SIZE, DEFAULT_BATCH_WAIT_MS, MAX_IN_FLIGHT_BATCHES};
+use stage_host::{CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,31 +1,26 @@
 use clap::Parser;
-use stage_host::cli::{Cli, Command, LogFormat};
-use stage_host::error::HostError;
-use stage_host::shutdown::Shutdown;
+use stage_host::commands::{self, Cli, Command, LogFormat};
+use stage_host::{HostError, Shutdown};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    stage_host::memory::cap_malloc_arenas();
+    stage_host::cap_malloc_arenas();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match &cli.command {
-        Some(Command::Topic { command }) => stage_host::admin::topic::run(command),
-        Some(Command::Schema { command }) => stage_host::admin::schema::run(command),
-        Some(Command::Harness(args)) => stage_host::harness::run(args),
-        Some(Command::New(args)) => stage_host::scaffold::run(args),
-        Some(Command::Inspect { plugin, json }) => {
-            stage_host::trust::check_plugin_file(plugin, None)
-                .and_then(|()| plugin_host::Plugin::load(plugin).map_err(|e| e.to_string()))
-                .map(|p| print!("{}", stage_host::inspect::render(&p, *json)))
-                .map_err(HostError::Plugin)
-        }
-        Some(Command::Pipeline { command }) => {
-            stage_host::pipeline::run_command(command).map_err(HostError::from)
-        }
+        Some(Command::Topic { command }) => commands::topic(command),
+        Some(Command::Schema { command }) => commands::schema(command),
+        Some(Command::Harness(args)) => commands::harness(args),
+        Some(Command::New(args)) => commands::new(args),
+        Some(Command::Inspect { plugin, json }) => commands::check_plugin_file(plugin, None)
+            .and_then(|()| plugin_host::Plugin::load(plugin).map_err(|e| e.to_string()))
+            .map(|p| print!("{}", commands::inspect(&p, *json)))
+            .map_err(HostError::Plugin),
+        Some(Command::Pipeline { command }) => commands::pipeline(command).map_err(HostError::from),
         None => Shutdown::on_signals()
             .map_err(|e| HostError::Config(format!("cannot install signal handlers: {e}")))
-            .and_then(|shutdown| stage_host::start::run(&cli.run, &shutdown).map(drop)),
+            .and_then(|shutdown| stage_host::run(&cli.run, &shutdown).map(drop)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,7 +32,7 @@ fn main() -> ExitCode {
             // One line, naming the cause; the code tells a supervisor what kind of failure,
             // and so does the status line (when a supervisor listens).
             tracing::error!("{e}");
-            stage_host::status_report::report(&stage_host::protocol::StatusEvent::Failed {
+            stage_host::report_status(&stage_host::StatusEvent::Failed {
                 kind: e.kind(),
                 reason: e.to_string(),
             });

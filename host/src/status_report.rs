@@ -9,7 +9,7 @@
 //! A pipe rather than a status file: the supervisor learns of a state change at once, needs
 //! no polling, and sees end-of-file when the process dies.
 
-pub use crate::protocol::{Counters, FailureKind, StatusEvent};
+pub use crate::protocol::{Counters, StatusEvent};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::FromRawFd;

@@ -41,15 +41,6 @@ pub enum GapReason {
 }
 
 impl GapReason {
-    /// Every reason, in the order metrics list them.
-    pub const ALL: [GapReason; 5] = [
-        GapReason::TransactionMarker,
-        GapReason::AbortedTransaction,
-        GapReason::Compaction,
-        GapReason::Seek,
-        GapReason::Unknown,
-    ];
-
     /// The name in metrics and logs.
     pub fn name(self) -> &'static str {
         match self {
@@ -83,11 +74,6 @@ impl Gap {
     /// How many offsets were skipped.
     pub fn len(&self) -> i64 {
         self.to - self.from
-    }
-
-    /// Whether the gap is empty (never, for gaps the audit reports).
-    pub fn is_empty(&self) -> bool {
-        self.to <= self.from
     }
 }
 
