@@ -137,6 +137,23 @@ fn committed(conn: &Connection, partitions: i32) -> Vec<i64> {
         .collect()
 }
 
+/// Runs the loop until its group has committed past all `total` inputs of the `partitions`
+/// input partitions, then stops it; what it counted.
+fn run_until_committed(
+    conn: &Connection,
+    options: StageOptions,
+    partitions: i32,
+    total: i64,
+) -> Counters {
+    let shutdown = Shutdown::default();
+    let running = start(conn, options, &shutdown);
+    wait_until("every input is committed", || {
+        committed(conn, partitions).iter().sum::<i64>() == total
+    });
+    shutdown.request();
+    running.join().unwrap().expect("the loop stops cleanly")
+}
+
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
@@ -180,13 +197,7 @@ fn every_input_becomes_one_output_and_the_group_commits_past_all_of_them() {
     let conn = connection(&cluster);
     let titles: Vec<&str> = vec!["fine"; 2_000];
     produce(&conn, &titles, 4);
-    let shutdown = Shutdown::default();
-    let running = start(&conn, options(ErrorPolicy::Fail, 100), &shutdown);
-    wait_until("every input is committed", || {
-        committed(&conn, 4).iter().sum::<i64>() == 2_000
-    });
-    shutdown.request();
-    let counters = running.join().unwrap().expect("the loop stops cleanly");
+    let counters = run_until_committed(&conn, options(ErrorPolicy::Fail, 100), 4, 2_000);
     assert_eq!((counters.records_in, counters.records_out), (2_000, 2_000));
 
     let out = outputs(&conn, 2_000);
@@ -206,9 +217,7 @@ fn a_failure_under_fail_stops_the_loop_with_the_commit_just_before_the_failing_b
     // One partition's worth: records 0..25 fine, 25 fails, the rest fine.
     let mut titles = vec!["fine"; 50];
     titles[25] = "error";
-    let producer_conn = conn.clone();
-    let one_partition: Vec<&str> = titles.clone();
-    produce(&producer_conn, &one_partition, 1);
+    produce(&conn, &titles, 1);
     let shutdown = Shutdown::default();
     // Batches of 5: [0..5) .. [20..25) are produced and committed, [25..30) is not.
     let result = start(&conn, options(ErrorPolicy::Fail, 5), &shutdown)
@@ -237,13 +246,7 @@ fn under_skip_failing_records_are_passed_over_and_committed_past() {
         })
         .collect();
     produce(&conn, &titles, 4);
-    let shutdown = Shutdown::default();
-    let running = start(&conn, options(ErrorPolicy::Skip, 50), &shutdown);
-    wait_until("every input is committed", || {
-        committed(&conn, 4).iter().sum::<i64>() == 400
-    });
-    shutdown.request();
-    let counters = running.join().unwrap().expect("the loop stops cleanly");
+    let counters = run_until_committed(&conn, options(ErrorPolicy::Skip, 50), 4, 400);
     assert_eq!(
         (counters.records_in, counters.records_out, counters.skipped),
         (400, 320, 80)

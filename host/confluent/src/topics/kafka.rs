@@ -2,7 +2,7 @@
 //! DescribeConfigs).
 
 use super::{NewTopic, PartitionInfo, TopicAdmin, TopicError, TopicInfo};
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier, TopicReplication, TopicResult};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
@@ -110,6 +110,28 @@ fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, TopicError> 
     Ok(runtime.block_on(future))
 }
 
+/// What a CreateTopics or DeleteTopics answer means: `Ok(true)` done, `Ok(false)` when the
+/// broker answered `already` (the topic was already as asked: there, or gone), a refusal
+/// naming the topic otherwise.
+fn outcome(
+    results: Vec<TopicResult>,
+    already: RDKafkaErrorCode,
+    doing: &str,
+) -> Result<bool, TopicError> {
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, code)) if code == already => return Ok(false),
+            Err((name, code)) => {
+                return Err(TopicError::Refused(format!(
+                    "{doing} topic {name} failed: {code}"
+                )))
+            }
+        }
+    }
+    Ok(true)
+}
+
 impl TopicAdmin for KafkaAdmin {
     fn list(&self) -> Result<Vec<TopicInfo>, TopicError> {
         let mut topics = self.metadata(None)?;
@@ -140,18 +162,7 @@ impl TopicAdmin for KafkaAdmin {
         }
         let results =
             block_on(admin.create_topics([&new], &options))?.map_err(|e| self.unreachable(e))?;
-        for result in results {
-            match result {
-                Ok(_) => {}
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => return Ok(false),
-                Err((name, code)) => {
-                    return Err(TopicError::Refused(format!(
-                        "creating topic {name} failed: {code}"
-                    )))
-                }
-            }
-        }
-        Ok(true)
+        outcome(results, RDKafkaErrorCode::TopicAlreadyExists, "creating")
     }
 
     fn delete(&self, topic: &str) -> Result<bool, TopicError> {
@@ -162,17 +173,10 @@ impl TopicAdmin for KafkaAdmin {
         let options = AdminOptions::new().operation_timeout(Some(self.timeout));
         let results =
             block_on(admin.delete_topics(&[topic], &options))?.map_err(|e| self.unreachable(e))?;
-        for result in results {
-            match result {
-                Ok(_) => {}
-                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => return Ok(false),
-                Err((name, code)) => {
-                    return Err(TopicError::Refused(format!(
-                        "deleting topic {name} failed: {code}"
-                    )))
-                }
-            }
-        }
-        Ok(true)
+        outcome(
+            results,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            "deleting",
+        )
     }
 }

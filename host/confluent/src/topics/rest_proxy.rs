@@ -54,12 +54,8 @@ const KAFKA_BAD_REQUEST: i64 = 40002;
 impl RestProxy {
     /// The ids of the clusters the proxy at `url` serves.
     pub fn cluster_ids(url: &str, timeout: Duration) -> Result<Vec<String>, TopicError> {
-        let base = url.trim_end_matches('/');
         let http = http::client(timeout, None).map_err(TopicError::Refused)?;
-        let list: List<Cluster> = json_of(base, "listing clusters", || {
-            http.get(format!("{base}/v3/clusters"))
-        })?;
-        Ok(list.data.into_iter().map(|c| c.cluster_id).collect())
+        list_clusters(&http, url.trim_end_matches('/'))
     }
 
     /// Binds to `cluster`, or to the proxy's first cluster; an unknown id is refused, naming
@@ -69,7 +65,9 @@ impl RestProxy {
         cluster: Option<&str>,
         timeout: Duration,
     ) -> Result<RestProxy, TopicError> {
-        let ids = Self::cluster_ids(url, timeout)?;
+        let base = url.trim_end_matches('/');
+        let http = http::client(timeout, None).map_err(TopicError::Refused)?;
+        let ids = list_clusters(&http, base)?;
         let cluster = match cluster {
             Some(wanted) if ids.iter().any(|id| id == wanted) => wanted.to_string(),
             Some(wanted) => {
@@ -83,9 +81,9 @@ impl RestProxy {
             })?,
         };
         Ok(RestProxy {
-            base: url.trim_end_matches('/').to_string(),
+            base: base.to_string(),
             cluster,
-            http: http::client(timeout, None).map_err(TopicError::Refused)?,
+            http,
         })
     }
 
@@ -105,6 +103,13 @@ impl RestProxy {
     fn topic_url(&self, topic: &str) -> String {
         format!("{}/{}", self.topics_url(), http::segment(topic))
     }
+}
+
+fn list_clusters(http: &Client, base: &str) -> Result<Vec<String>, TopicError> {
+    let list: List<Cluster> = json_of(base, "listing clusters", || {
+        http.get(format!("{base}/v3/clusters"))
+    })?;
+    Ok(list.data.into_iter().map(|c| c.cluster_id).collect())
 }
 
 /// Sends the request `make` builds; no answer is `Unreachable`, an error status is named by
