@@ -218,22 +218,7 @@ pub fn create_producer(
     Ok(producer)
 }
 
-/// Flushes the producer: sends what lingers at once and waits, at most `timeout`, until every
-/// message is acknowledged.
-///
-/// librdkafka's own flush, not rust-rdkafka's: the latter polls in 100 ms steps for delivery
-/// reports that the `ThreadedProducer`'s own thread takes, so a flush with messages in flight
-/// slept the full 100 ms (before every exactly-once commit: half the commits in
-/// `scripts/bench` took 101 ms, the rest 0-4 ms). librdkafka's waits on the count of messages
-/// in flight, which that thread brings to zero, and treats `linger.ms` as elapsed meanwhile.
+/// Flushes the producer, waiting at most `timeout`.
 pub fn flush(producer: &AckingProducer, timeout: Duration) -> Result<(), KafkaError> {
-    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: the pointer is the live producer's own handle, valid while `producer` is
-    // borrowed; rd_kafka_flush may be called from any thread.
-    let code =
-        unsafe { rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), timeout_ms) };
-    match RDKafkaErrorCode::from(code) {
-        RDKafkaErrorCode::NoError => Ok(()),
-        code => Err(KafkaError::Flush(code)),
-    }
+    producer.flush(timeout)
 }

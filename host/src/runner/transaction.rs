@@ -87,11 +87,7 @@ impl<'a> TransactionDriver<'a> {
         &self,
         offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
     ) -> Result<Outcome, RunError> {
-        // Every output of the transaction acknowledged first: `commit_transaction` flushes
-        // too, but through rust-rdkafka's flush, which costs up to 100 ms here (see
-        // `delivery::flush`). A timeout needs no handling: the commit reports it, with its
-        // cause.
-        let _ = super::delivery::flush(self.producer, self.timeout);
+        self.wait_for_deliveries();
         if let Some((offsets, group)) = offsets {
             let sent = self.retrying("adding offsets to the transaction", || {
                 self.producer
@@ -104,6 +100,25 @@ impl<'a> TransactionDriver<'a> {
         self.retrying("committing the transaction", || {
             self.producer.commit_transaction(self.timeout)
         })
+    }
+
+    /// Waits until every output of the transaction is acknowledged (or the timeout passes;
+    /// the commit then reports what is missing), sending what lingers at once.
+    ///
+    /// `commit_transaction` flushes too, but through rust-rdkafka's `flush`, which polls in
+    /// 100 ms steps for delivery reports that a `ThreadedProducer`'s own thread takes: a
+    /// commit with outputs still in flight slept the full 100 ms (half the commits in
+    /// `scripts/bench` took 101 ms, the rest 0-4 ms). librdkafka's own flush waits on the
+    /// count of messages in flight, which that thread brings to zero, and treats `linger.ms`
+    /// as elapsed meanwhile; the flush inside the commit then finds nothing left.
+    fn wait_for_deliveries(&self) {
+        let timeout_ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: the pointer is the live producer's own handle, valid while `self.producer`
+        // is borrowed; rd_kafka_flush may be called from any thread. Its result is not
+        // needed: a timeout shows again, with its cause, in the commit that follows.
+        unsafe {
+            rdkafka::bindings::rd_kafka_flush(self.producer.client().native_ptr(), timeout_ms);
+        }
     }
 
     /// Makes `call` until it succeeds (`Committed`), aborting the transaction on an abortable
