@@ -65,11 +65,25 @@ pub struct ClientError {
 pub struct ClientEvents {
     last: Mutex<Option<ClientError>>,
     refused: Mutex<Option<ClientError>>,
+    /// Whether a refused commit was logged since the last rebalance.
+    commit_refusal_logged: std::sync::atomic::AtomicBool,
 }
 
 impl ClientEvents {
-    /// For `ClientContext::log`: librdkafka's line, at most at WARN.
+    /// For `ClientContext::log`: librdkafka's line, at most at WARN. A refused commit
+    /// (`COMMITFAIL`) is expected while a group rebalances and is harmless (the host commits
+    /// only the partitions it holds, and commits everything acknowledged again): the first one
+    /// after each rebalance is logged at INFO with its partitions, the rest at DEBUG.
     pub fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "COMMITFAIL" {
+            use std::sync::atomic::Ordering;
+            if self.commit_refusal_logged.swap(true, Ordering::AcqRel) {
+                tracing::debug!(target: "librdkafka", "{facility} {message}");
+            } else {
+                tracing::info!(target: "librdkafka", "{facility} {message} (further refused commits until the next rebalance are logged at debug)");
+            }
+            return;
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -97,6 +111,12 @@ impl ClientEvents {
             refused.get_or_insert_with(|| seen.clone());
         }
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(seen);
+    }
+
+    /// The group rebalanced: the next refused commit is logged again.
+    pub fn rebalanced(&self) {
+        self.commit_refusal_logged
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 
     /// The last error librdkafka reported, if any.

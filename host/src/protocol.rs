@@ -8,8 +8,17 @@ use serde::{Deserialize, Serialize};
 /// lines, kept per process by the supervisor and shown by `pipeline status`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
-    /// Records consumed (a source: 0).
+    /// Records consumed and taken into a batch (a source: 0). Each ends processed, skipped or
+    /// dead-lettered, and is in flight until then: `records_in = processed + skipped +
+    /// dead_lettered + in_flight` in every line.
     pub records_in: u64,
+    /// Input records the plugin processed without failure (their outputs handed to the
+    /// producer); absent from processes older than this field.
+    #[serde(default)]
+    pub processed: u64,
+    /// Input records taken into a batch and not settled yet.
+    #[serde(default)]
+    pub in_flight: u64,
     /// Records produced to the output topic.
     pub records_out: u64,
     /// Failed records skipped by the error policy.
@@ -185,7 +194,7 @@ mod tests {
         assert_eq!(event, StatusEvent::Counters(counters));
         assert_eq!(
             serde_json::to_string(&event).unwrap(),
-            old,
+            r#"{"event":"counters","records_in":3,"processed":0,"in_flight":0,"records_out":2,"skipped":1,"dead_lettered":0}"#,
             "no lag, no gaps: no field"
         );
         let with = StatusEvent::Counters(Counters {

@@ -114,18 +114,25 @@ pub fn kafka_tool_with_registry(registry_url: &str, args: &[&str]) -> String {
 /// Runs the independent client with extra environment (`BOOTSTRAP_SERVERS`,
 /// `SCHEMA_REGISTRY_URL`).
 pub fn kafka_tool_with(env: &[(&str, &str)], args: &[&str]) -> String {
+    try_kafka_tool_with(env, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`kafka_tool_with`], answering `Err` with the client's stderr when it fails (while a
+/// broker is down, say).
+pub fn try_kafka_tool_with(env: &[(&str, &str)], args: &[&str]) -> Result<String, String> {
     let output = Command::new(python())
         .arg(repo_root().join("tests/tools/kafka_tool.py"))
         .args(args)
         .envs(env.iter().copied())
         .output()
         .expect("python runs");
-    assert!(
-        output.status.success(),
-        "kafka_tool {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
+    if !output.status.success() {
+        return Err(format!(
+            "kafka_tool {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8(output.stdout).expect("utf-8 output"))
 }
 
 /// Creates a topic with the independent client.
@@ -290,14 +297,22 @@ pub fn committed(topic: &str, group: &str) -> BTreeMap<i32, i64> {
 
 /// [`committed`] with extra environment for the client (`BOOTSTRAP_SERVERS`).
 pub fn committed_with(env: &[(&str, &str)], topic: &str, group: &str) -> BTreeMap<i32, i64> {
-    let json: BTreeMap<String, i64> = serde_json::from_str(&kafka_tool_with(
-        env,
-        &["committed", "--topic", topic, "--group", group],
-    ))
-    .expect("kafka_tool prints JSON");
-    json.into_iter()
+    try_committed_with(env, topic, group).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`committed_with`], answering `Err` when the client fails (while a broker is down, say).
+pub fn try_committed_with(
+    env: &[(&str, &str)],
+    topic: &str,
+    group: &str,
+) -> Result<BTreeMap<i32, i64>, String> {
+    let text = try_kafka_tool_with(env, &["committed", "--topic", topic, "--group", group])?;
+    let json: BTreeMap<String, i64> =
+        serde_json::from_str(&text).map_err(|e| format!("kafka_tool printed {text:?}: {e}"))?;
+    Ok(json
+        .into_iter()
         .map(|(p, o)| (p.parse().expect("partition number"), o))
-        .collect()
+        .collect())
 }
 
 /// A running `stage-host` process whose stderr is collected. Dropped while it still runs (a

@@ -137,6 +137,84 @@ fn metrics_count_every_record_and_lag_falls_to_zero() {
     assert_eq!(done.code(), 0, "{}", done.stderr);
 }
 
+/// `records_in = processed + skipped + dead_lettered + in_flight`, and the errors by kind
+/// equal the failed records settled: what one scrape shows of a record's fate.
+fn fates_add_up(m: &[Sample]) -> Result<(), String> {
+    let v = |name: &str| value_of(m, name);
+    let (inn, processed, skipped, dead, in_flight) = (
+        v("stage_host_records_in_total"),
+        v("stage_host_records_processed_total"),
+        v("stage_host_records_skipped_total"),
+        v("stage_host_records_dead_lettered_total"),
+        v("stage_host_records_in_flight"),
+    );
+    let errors: f64 = samples(m, "stage_host_errors_total", &[])
+        .iter()
+        .map(|s| s.value)
+        .sum();
+    if inn != processed + skipped + dead + in_flight {
+        return Err(format!(
+            "in {inn} != processed {processed} + skipped {skipped} + dead-lettered {dead} + in flight {in_flight}"
+        ));
+    }
+    if errors != skipped + dead {
+        return Err(format!(
+            "errors {errors} != skipped {skipped} + dead-lettered {dead}"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn the_counters_of_a_records_fate_add_up_on_every_scrape_under_load() {
+    if !cluster_available() {
+        return;
+    }
+    let records = 30_000;
+    let (stage, addr) = stage_with_metrics(
+        "faulty-stage",
+        records,
+        &[
+            "--config-json",
+            r#"{"fail": "transform_error", "every": 7}"#,
+            "--on-error",
+            "skip",
+            "--batch-size",
+            "100",
+        ],
+    );
+    let started = Instant::now();
+    let mut scrapes = 0;
+    let mut mid_batch = 0;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not every record settled after {scrapes} scrapes"
+        );
+        let Ok(m) = scrape(&addr) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        scrapes += 1;
+        if let Err(e) = fates_add_up(&m) {
+            panic!("scrape {scrapes}: {e}");
+        }
+        if value_of(&m, "stage_host_records_in_flight") > 0.0 {
+            mid_batch += 1;
+        }
+        if value_of(&m, "stage_host_records_processed_total")
+            + value_of(&m, "stage_host_records_skipped_total")
+            == f64::from(records)
+        {
+            break;
+        }
+    }
+    eprintln!("{scrapes} scrapes, {mid_batch} of them with a batch in flight: every one adds up");
+    assert!(scrapes >= 20, "only {scrapes} scrapes");
+    let done = stage.terminate(Duration::from_secs(30));
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+}
+
 #[test]
 fn metrics_count_errors_by_kind_under_skip() {
     if !cluster_available() {
@@ -153,13 +231,14 @@ fn metrics_count_errors_by_kind_under_skip() {
             "skip",
         ],
     );
-    let metrics = wait_for("every record counted", Duration::from_secs(90), || {
+    let metrics = wait_for("every record settled", Duration::from_secs(90), || {
         let m = scrape(&addr)?;
         let inn = value_of(&m, "stage_host_records_in_total");
-        if inn == f64::from(records) {
+        let in_flight = value_of(&m, "stage_host_records_in_flight");
+        if inn == f64::from(records) && in_flight == 0.0 {
             Ok(m)
         } else {
-            Err(format!("in {inn}"))
+            Err(format!("in {inn}, in flight {in_flight}"))
         }
     });
     let failed = f64::from(records / 5);

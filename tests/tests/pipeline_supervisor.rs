@@ -364,6 +364,9 @@ fn swap_measurement() {
         swap_done - swap_started
     );
     assert_eq!(lost, 0);
+    // The old version commits every partition it hands over: the new one processes none of
+    // its records again.
+    assert_eq!(duplicates, 0, "records processed by both versions");
 }
 
 /// `pipeline reload` with only a stage's replica count changed scales it: added replicas join
@@ -422,6 +425,25 @@ fn reload_scales_a_stage_up_and_down_without_a_swap() {
         Vec::<String>::new(),
         "records lost"
     );
+    // Partitions move twice; each time their last owner commits what it finished first.
+    assert_eq!(
+        duplicates(&out),
+        Vec::<String>::new(),
+        "records processed twice while scaling"
+    );
+}
+
+/// The post ids that occur more than once in `out`.
+fn duplicates(out: &[Scored]) -> Vec<String> {
+    let mut counts = std::collections::BTreeMap::new();
+    for record in out {
+        *counts.entry(record.postid.as_str()).or_insert(0) += 1;
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(id, _)| id.to_string())
+        .collect()
 }
 
 /// A swap runs the new version beside the old one, replica for replica. Under

@@ -327,6 +327,18 @@ impl InputBatchBuilder {
         });
     }
 
+    /// Keeps only the records whose position `keep` accepts, in order. Their bytes stay
+    /// where they are (the spans remain valid); the buffer is reclaimed by the next `clear`.
+    pub fn retain(&mut self, mut keep: impl FnMut(RecordPosition) -> bool) {
+        self.records.retain(|r| {
+            keep(RecordPosition {
+                partition: r.partition,
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+            })
+        });
+    }
+
     /// The key of record `index` (`None` for a null key).
     pub fn key(&self, index: usize) -> Option<&[u8]> {
         let r = &self.records[index];

@@ -20,6 +20,15 @@ use std::time::Duration;
 /// The `Content-Type` of [`StageMetrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
+/// Where a settled batch's failed records went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Skipped (policy skip).
+    Skipped,
+    /// Written to the dead-letter topic (policy dead-letter).
+    DeadLettered,
+}
+
 /// The kinds of record failure of a transforming stage (as in dead-letter headers).
 pub const STAGE_ERROR_KINDS: [&str; 4] = ["decode", "transform", "panic", "encode"];
 
@@ -62,14 +71,22 @@ struct PluginLabels {
 pub struct StageMetrics {
     registry: Registry,
     records_in: Counter,
+    records_processed: Counter,
+    records_in_flight: Gauge,
     records_out: Counter,
     errors: Family<ErrorLabels, Counter>,
     skipped: Counter,
     dead_lettered: Counter,
+    /// Held while one batch's records change their fate (taken in, or settled) and while the
+    /// metrics are rendered, so a scrape sees each batch entirely before or entirely after:
+    /// `records_in = records_processed + records_skipped + records_dead_lettered +
+    /// records_in_flight`, and `errors` moves with the skips and dead letters it explains.
+    fates: Mutex<()>,
     batch_latency: Histogram,
     consumer_lag: Family<PartitionLabels, Gauge>,
     assigned_partitions: Gauge,
     rebalances: Counter,
+    uncommitted_partitions: Counter,
     offset_gaps: Family<GapLabels, Counter>,
     offset_gap_records: Family<GapLabels, Counter>,
     /// Partitions that have a lag series, to remove the ones that are gone.
@@ -82,6 +99,9 @@ impl StageMetrics {
         let mut registry = Registry::with_prefix("stage_host");
         let metrics = StageMetrics {
             records_in: Counter::default(),
+            records_processed: Counter::default(),
+            records_in_flight: Gauge::default(),
+            fates: Mutex::default(),
             records_out: Counter::default(),
             errors: Family::default(),
             skipped: Counter::default(),
@@ -90,6 +110,7 @@ impl StageMetrics {
             consumer_lag: Family::default(),
             assigned_partitions: Gauge::default(),
             rebalances: Counter::default(),
+            uncommitted_partitions: Counter::default(),
             offset_gaps: Family::default(),
             offset_gap_records: Family::default(),
             lag_partitions: Mutex::default(),
@@ -132,8 +153,18 @@ impl StageMetrics {
                 }
                 registry.register(
                     "records_in",
-                    "Records consumed from the input topic",
+                    "Records consumed from the input topic and taken into a batch; each ends processed, skipped or dead-lettered, and is in flight until then",
                     metrics.records_in.clone(),
+                );
+                registry.register(
+                    "records_processed",
+                    "Input records the plugin processed without failure, their outputs (zero or more) handed to the producer",
+                    metrics.records_processed.clone(),
+                );
+                registry.register(
+                    "records_in_flight",
+                    "Input records taken into a batch and not settled yet (processed, skipped or dead-lettered)",
+                    metrics.records_in_flight.clone(),
                 );
                 registry.register(
                     "errors",
@@ -171,6 +202,11 @@ impl StageMetrics {
                     metrics.rebalances.clone(),
                 );
                 registry.register(
+                    "uncommitted_partitions",
+                    "Partitions whose final commit, before they were handed over (revoked) or before the process stopped, failed: their records after the last commit are read again by the next reader",
+                    metrics.uncommitted_partitions.clone(),
+                );
+                registry.register(
                     "offset_gaps",
                     "Jumps in the offsets delivered from an input partition, by likely reason: transaction_marker, aborted_transaction, compaction, seek, unknown",
                     metrics.offset_gaps.clone(),
@@ -188,9 +224,44 @@ impl StageMetrics {
         }
     }
 
-    /// `n` records consumed.
-    pub fn records_in(&self, n: u64) {
+    /// A batch of `n` records was taken in: they are in flight until settled.
+    pub fn batch_taken(&self, n: u64) {
+        let _fates = self.fates.lock().unwrap_or_else(|e| e.into_inner());
         self.records_in.inc_by(n);
+        self.records_in_flight.inc_by(n as i64);
+    }
+
+    /// A batch taken in was settled in one step: `processed` records went through the plugin,
+    /// the failures (each of its kind) were skipped or dead-lettered as `outcome` says, and
+    /// the batch's outputs (`produced`) went to the producer.
+    pub fn batch_settled<'k>(
+        &self,
+        processed: u64,
+        failure_kinds: impl ExactSizeIterator<Item = &'k str>,
+        outcome: FailureOutcome,
+        produced: u64,
+    ) {
+        let _fates = self.fates.lock().unwrap_or_else(|e| e.into_inner());
+        let failed = failure_kinds.len() as u64;
+        for kind in failure_kinds {
+            self.count_error(kind, 1);
+        }
+        match outcome {
+            FailureOutcome::Skipped => self.skipped.inc_by(failed),
+            FailureOutcome::DeadLettered => self.dead_lettered.inc_by(failed),
+        };
+        self.records_processed.inc_by(processed);
+        self.records_in_flight.dec_by((processed + failed) as i64);
+        self.records_out.inc_by(produced);
+    }
+
+    /// A batch failed under the `fail` policy: its failures are counted by kind; its records
+    /// stay in flight (the stage stops, and they are read again after a restart).
+    pub fn batch_failed<'k>(&self, failure_kinds: impl Iterator<Item = &'k str>) {
+        let _fates = self.fates.lock().unwrap_or_else(|e| e.into_inner());
+        for kind in failure_kinds {
+            self.count_error(kind, 1);
+        }
     }
 
     /// `n` records produced.
@@ -198,7 +269,7 @@ impl StageMetrics {
         self.records_out.inc_by(n);
     }
 
-    /// One record failed with `kind`.
+    /// One record (a source: a poll) failed with `kind`.
     pub fn error(&self, kind: &str) {
         self.count_error(kind, 1);
     }
@@ -224,16 +295,6 @@ impl StageMetrics {
             .inc_by(skipped);
     }
 
-    /// A failed record was skipped.
-    pub fn skipped(&self) {
-        self.skipped.inc();
-    }
-
-    /// A failed record was dead-lettered.
-    pub fn dead_lettered(&self) {
-        self.dead_lettered.inc();
-    }
-
     /// A batch went from first record consumed to last output handed over in `elapsed`.
     pub fn batch_latency(&self, elapsed: Duration) {
         self.batch_latency.observe(elapsed.as_secs_f64());
@@ -243,6 +304,11 @@ impl StageMetrics {
     pub fn assigned(&self, partitions: usize) {
         self.rebalances.inc();
         self.assigned_partitions.set(partitions as i64);
+    }
+
+    /// The final commit of `n` partitions, before a hand-over or a stop, failed.
+    pub fn uncommitted_partitions(&self, n: u64) {
+        self.uncommitted_partitions.inc_by(n);
     }
 
     /// Partitions were revoked; the consumer now holds `partitions` partitions.
@@ -275,6 +341,7 @@ impl StageMetrics {
 
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
+        let _fates = self.fates.lock().unwrap_or_else(|e| e.into_inner());
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

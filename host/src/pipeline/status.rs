@@ -3,7 +3,8 @@
 use super::snapshot::Snapshot;
 use std::fmt::Write;
 
-/// Renders a status snapshot as a table, one row per process.
+/// Renders a status snapshot as a table, one row per process. Every record a process took
+/// in is counted once: `IN = PROCESSED + FAILED (skipped or dead-lettered) + IN-FLIGHT`.
 pub fn render(snapshot: &Snapshot) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -15,7 +16,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>9} {:>5} {:>8}  LIBRARY",
+        "{:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>8} {:>9} {:>10} {:>9} {:>5} {:>8}  LIBRARY",
         "STAGE",
         "#",
         "PID",
@@ -24,6 +25,9 @@ pub fn render(snapshot: &Snapshot) -> String {
         "PLUGIN",
         "SHA256",
         "IN",
+        "PROCESSED",
+        "FAILED",
+        "IN-FLIGHT",
         "OUT",
         "LAG",
         "GAPS",
@@ -48,7 +52,7 @@ pub fn render(snapshot: &Snapshot) -> String {
             let dash = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or("-".into());
             let _ = writeln!(
                 out,
-                "{name:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>9} {:>5} {:>8}  {}",
+                "{name:<12} {:>3} {:>8} {:<10} {:<12} {:<20} {:<14} {:>10} {:>10} {:>8} {:>9} {:>10} {:>9} {:>5} {:>8}  {}",
                 p.replica,
                 dash(p.pid.map(u64::from)),
                 p.role.name(),
@@ -56,6 +60,9 @@ pub fn render(snapshot: &Snapshot) -> String {
                 plugin.trim(),
                 sha,
                 p.counters.records_in,
+                p.counters.processed,
+                p.counters.skipped + p.counters.dead_lettered,
+                p.counters.in_flight,
                 p.counters.records_out,
                 dash(p.counters.lag),
                 p.counters.offset_gaps,

@@ -41,6 +41,11 @@ impl<T> AckWindow<T> {
         self.entries.is_empty()
     }
 
+    /// The batches in flight, oldest first, with what each completes.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<Ack>, &T)> {
+        self.entries.iter().map(|(ack, completes)| (ack, completes))
+    }
+
     /// Releases the acknowledged prefix, oldest first, handing each batch's `completes` to
     /// `release`. Stops at the first batch still pending, or at the first that failed: its
     /// error is returned, and it and everything after it stay unreleased.

@@ -26,6 +26,9 @@ pub struct Consumed<'a> {
     pub value: Option<&'a [u8]>,
     /// Where it was read.
     pub position: RecordPosition,
+    /// The epoch of its partition's assignment when it was read (see
+    /// `super::commit_ledger`): a record of an epoch that is over belongs to another owner.
+    pub epoch: u64,
 }
 
 /// A consumed record the plugin did not get, or failed.
@@ -71,6 +74,8 @@ pub struct Batch {
     out: OutputBuffer,
     /// Every consumed record, in order.
     positions: Vec<RecordPosition>,
+    /// For each consumed record, the epoch of its partition's assignment.
+    epochs: Vec<u64>,
     /// For each record of the plugin's input, its index among the consumed ones.
     plugin_to_consumed: Vec<usize>,
     originals: Vec<Original>,
@@ -98,6 +103,7 @@ impl Batch {
         self.input.clear();
         self.out.clear();
         self.positions.clear();
+        self.epochs.clear();
         self.plugin_to_consumed.clear();
         self.originals.clear();
         self.failed.clear();
@@ -118,6 +124,7 @@ impl Batch {
         let consumed_index = self.positions.len();
         let position = record.position;
         self.positions.push(position);
+        self.epochs.push(record.epoch);
         self.next_offsets
             .insert(position.partition, position.offset + 1);
         if self.keep_originals {
@@ -163,6 +170,55 @@ impl Batch {
         self.input.push(key, datum, schema_id, position);
         self.plugin_to_consumed.push(consumed_index);
         Ok(())
+    }
+
+    /// Keeps only the records whose partition and epoch `current` accepts: after a
+    /// revocation during the fill, the records of an epoch that is over are dropped before the
+    /// plugin sees them (the partition's new owner reads them from the last commit). Call it
+    /// before [`Batch::run_plugin`].
+    pub fn retain_current(&mut self, mut current: impl FnMut(i32, u64) -> bool) {
+        let keep: Vec<bool> = self
+            .positions
+            .iter()
+            .zip(&self.epochs)
+            .map(|(p, &epoch)| current(p.partition, epoch))
+            .collect();
+        if keep.iter().all(|&k| k) {
+            return;
+        }
+        // Consumed indices move down past the dropped records.
+        let new_index: Vec<usize> = keep
+            .iter()
+            .scan(0, |kept, &k| {
+                let index = *kept;
+                *kept += usize::from(k);
+                Some(index)
+            })
+            .collect();
+        let mut input_kept = self.plugin_to_consumed.iter().map(|&c| keep[c]);
+        self.input.retain(|_| input_kept.next().unwrap_or(false));
+        self.plugin_to_consumed = self
+            .plugin_to_consumed
+            .iter()
+            .filter(|&&c| keep[c])
+            .map(|&c| new_index[c])
+            .collect();
+        self.failed.retain(|f| keep[f.consumed_index]);
+        for failure in &mut self.failed {
+            failure.consumed_index = new_index[failure.consumed_index];
+        }
+        retain_by(&mut self.positions, &keep);
+        retain_by(&mut self.epochs, &keep);
+        if self.keep_originals {
+            retain_by(&mut self.originals, &keep);
+        }
+        self.next_offsets.clear();
+        for p in &self.positions {
+            self.next_offsets.insert(p.partition, p.offset + 1);
+        }
+        if self.positions.is_empty() {
+            self.first_at = None;
+        }
     }
 
     /// Calls the plugin once with the records that reached its input (none: no call), and
@@ -221,12 +277,6 @@ impl Batch {
     pub fn original(&self, failure: &FailedRecord) -> Option<&Original> {
         self.originals.get(failure.consumed_index)
     }
-
-    /// Per partition, the offset after the batch's last record: what committing the batch
-    /// commits.
-    pub fn next_offsets(&self) -> &BTreeMap<i32, i64> {
-        &self.next_offsets
-    }
 }
 
 /// How a stage delivers: outputs acknowledged, then offsets committed (at-least-once), or
@@ -275,6 +325,15 @@ impl Batch {
             },
         }
     }
+}
+
+/// Keeps the items whose index `keep` marks.
+fn retain_by<T>(items: &mut Vec<T>, keep: &[bool]) {
+    let mut index = 0;
+    items.retain(|_| {
+        index += 1;
+        keep[index - 1]
+    });
 }
 
 /// The name of a failure kind, as metrics and dead-letter headers spell it.

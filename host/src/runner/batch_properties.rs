@@ -7,7 +7,9 @@
 //! What must hold for every shape: nothing panics; every consumed record ends as exactly one
 //! output or exactly one failure of the right kind; `fail` stops at the first failure and
 //! names it; the batch commits, per partition, the offset after its last consumed record;
-//! and a batch leaves nothing behind for the next one.
+//! a partition revoked during the fill leaves the batch whole for the others (its records
+//! neither reach the plugin nor are committed); and a batch leaves nothing behind for the
+//! next one.
 
 use super::batch::{Batch, Commit, Consumed, Delivery, WriterSchemas};
 use super::failures::{FailureRouter, Route, RouterSettings};
@@ -212,6 +214,7 @@ fn check_batch(
     policy: ErrorPolicy,
     delivery: Delivery,
     first_offset: i64,
+    revoked: Option<i32>,
 ) -> Result<(), TestCaseError> {
     batch.clear();
     let values: Vec<Option<Vec<u8>>> = shapes
@@ -229,40 +232,53 @@ fn check_batch(
                 offset: first_offset + n as i64,
                 timestamp_ms: 0,
             },
+            // The revoked partition's records were read in an epoch that is over.
+            epoch: if Some(*partition) == revoked { 0 } else { 1 },
         };
         batch
             .add(consumed, || None, &mut OneSchema, instance)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
+    batch.retain_current(|_, epoch| epoch == 1);
+    // What is left: the records of the partitions still held, by their number in `shapes`.
+    let kept: Vec<usize> = (0..shapes.len())
+        .filter(|&n| Some(shapes[n].1) != revoked)
+        .collect();
     batch
         .run_plugin(instance)
         .map_err(|e| TestCaseError::fail(format!("the call failed as a whole: {e}")))?;
-    prop_assert_eq!(batch.len(), shapes.len());
+    prop_assert_eq!(batch.len(), kept.len());
 
     // Every record is one output (in order, with its key) or one failure of its kind.
     let outputs: Vec<_> = batch.outputs().collect();
-    let good: Vec<usize> = (0..shapes.len())
+    let good: Vec<usize> = kept
+        .iter()
+        .copied()
         .filter(|&n| shapes[n].0 == Shape::Good)
         .collect();
     prop_assert_eq!(outputs.len(), good.len());
     for (output, &n) in outputs.iter().zip(&good) {
         prop_assert_eq!(output.key, Some(keys[n].as_bytes()));
+        prop_assert_eq!(
+            batch.position(output.input_index).offset,
+            first_offset + n as i64
+        );
     }
     let failed: Vec<(usize, &str)> = batch
         .failures()
         .iter()
         .map(|f| (f.consumed_index, f.kind))
         .collect();
-    let expected: Vec<(usize, &str)> = shapes
+    let expected: Vec<(usize, &str)> = kept
         .iter()
         .enumerate()
-        .filter_map(|(n, (shape, _))| shape.failure_kind().map(|kind| (n, kind)))
+        .filter_map(|(index, &n)| shapes[n].0.failure_kind().map(|kind| (index, kind)))
         .collect();
     prop_assert_eq!(&failed, &expected);
     for failure in batch.failures() {
         prop_assert_eq!(
             failure.position.offset,
-            first_offset + failure.consumed_index as i64
+            first_offset + kept[failure.consumed_index] as i64
         );
     }
 
@@ -272,7 +288,8 @@ fn check_batch(
     match (policy, expected.first()) {
         (ErrorPolicy::Fail, Some(&(first, _))) => {
             let err = routed.expect_err("fail stops");
-            let at = format!("in[{}]@{}", shapes[first].1, first_offset + first as i64);
+            let n = kept[first];
+            let at = format!("in[{}]@{}", shapes[n].1, first_offset + n as i64);
             prop_assert!(err.to_string().contains(&at), "{} lacks {}", err, at);
         }
         _ => {
@@ -289,7 +306,7 @@ fn check_batch(
                 for failure in batch.failures() {
                     let original = batch.original(failure);
                     prop_assert!(original.is_some(), "the original of a dead letter is kept");
-                    let n = failure.consumed_index;
+                    let n = kept[failure.consumed_index];
                     prop_assert_eq!(
                         original.and_then(|o| o.value.as_deref()),
                         values[n].as_deref()
@@ -300,8 +317,8 @@ fn check_batch(
             prop_assert_eq!(settlement.outputs, good.len());
             prop_assert_eq!(settlement.failures.len(), expected.len());
             let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-            for (n, (_, partition)) in shapes.iter().enumerate() {
-                next.insert(*partition, first_offset + n as i64 + 1);
+            for &n in &kept {
+                next.insert(shapes[n].1, first_offset + n as i64 + 1);
             }
             let offsets = match (settlement.commit, delivery) {
                 (Commit::AfterAcknowledgement(o), Delivery::AtLeastOnce) => o,
@@ -327,13 +344,16 @@ proptest! {
         second in batch_shape(),
         policy in policy(),
         delivery in delivery(),
+        revoked in prop_oneof![3 => Just(None), 1 => (0..4).prop_map(Some)],
     ) {
         let mut instance =
             plugin_api::linked::stage::<Probe>(&serde_json::json!({})).expect("the stage builds");
         // One batch reused for two, as the loop does: the second must not see the first.
         let mut batch = Batch::new(false, policy == ErrorPolicy::DeadLetter);
-        check_batch(&mut batch, &mut instance, &first, policy, delivery, 0)?;
-        check_batch(&mut batch, &mut instance, &second, policy, delivery, 1000)?;
+        // A partition revoked while the first batch filled: its records leave the batch
+        // before the plugin sees them, and the batch accounts for the rest exactly.
+        check_batch(&mut batch, &mut instance, &first, policy, delivery, 0, revoked)?;
+        check_batch(&mut batch, &mut instance, &second, policy, delivery, 1000, None)?;
     }
 }
 
@@ -352,6 +372,7 @@ fn a_dead_letter_batch_keeps_the_originals_of_its_failures() {
                     offset: 5,
                     timestamp_ms: 0,
                 },
+                epoch: 0,
             },
             || None,
             &mut OneSchema,

@@ -6,6 +6,7 @@
 //! through shared state (the assignment, the continuity audit, the client's events).
 
 use super::continuity::ContinuityAudit;
+use super::handover::HandOver;
 use super::RunError;
 use crate::client_events::{ClientEvents, EventsContext};
 use crate::observe::{lag, Observer};
@@ -41,15 +42,17 @@ impl AssignmentWatch {
     }
 }
 
-/// Logs and counts rebalances, keeps the continuity audit's expectations, reads consumer lag
-/// from librdkafka's statistics, and keeps librdkafka's errors. Partitions are handed over
-/// cleanly because commits only ever cover acknowledged outputs.
+/// Logs and counts rebalances, keeps the assignment epochs and hands revoked partitions over
+/// ([`HandOver`]), keeps the continuity audit's expectations, reads consumer lag from
+/// librdkafka's statistics, and keeps librdkafka's errors.
 pub struct StageConsumerContext {
     observer: Arc<Observer>,
     input_topic: String,
     watch: Arc<AssignmentWatch>,
     events: Arc<ClientEvents>,
     audit: Arc<Mutex<ContinuityAudit>>,
+    /// Hands revoked partitions over; the loop's drain reports through it too.
+    pub handover: HandOver,
 }
 
 impl ClientContext for StageConsumerContext {
@@ -68,6 +71,8 @@ impl ConsumerContext for StageConsumerContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = %describe(tpl), "partitions assigned");
+                self.events.rebalanced();
+                self.handover.ledger().assign(&partitions_of(tpl));
                 self.audit_assignment(consumer, tpl);
                 // Start-up is over once the loop polls; an assignment, even an empty one, makes
                 // the process a member of its group.
@@ -78,10 +83,13 @@ impl ConsumerContext for StageConsumerContext {
             }
             Rebalance::Revoke(tpl) => {
                 tracing::info!(partitions = %describe(tpl), "partitions revoked");
+                self.events.rebalanced();
+                let revoked = partitions_of(tpl);
+                // Before the partitions go: commit what is finished of them.
+                self.handover.revoke(consumer, &revoked);
                 if tpl.count() > 0 {
                     self.watch.revocations.fetch_add(1, Ordering::AcqRel);
                 }
-                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 self.observer.forget_lag(&self.input_topic, &revoked);
                 let mut audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
                 for partition in revoked {
@@ -128,6 +136,10 @@ impl StageConsumerContext {
     }
 }
 
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
 fn describe(tpl: &TopicPartitionList) -> String {
     tpl.elements()
         .iter()
@@ -156,13 +168,15 @@ pub struct StageConsumer {
 }
 
 impl StageConsumer {
-    /// Creates the consumer of `input_topic` in `group_id` and subscribes.
+    /// Creates the consumer of `input_topic` in `group_id` and subscribes; revoked partitions
+    /// are handed over through `handover`.
     pub fn subscribe(
         conn: &Connection,
         input_topic: &str,
         group_id: &str,
         observer: Arc<Observer>,
         audit: Arc<Mutex<ContinuityAudit>>,
+        handover: HandOver,
     ) -> Result<StageConsumer, RunError> {
         let mut config = conn.client_config(CONSUMER_DEFAULTS);
         config.set("group.id", group_id);
@@ -181,6 +195,7 @@ impl StageConsumer {
             watch: Arc::clone(&watch),
             events: Arc::clone(&events),
             audit,
+            handover,
         };
         let consumer: BaseConsumer<StageConsumerContext> = config
             .create_with_context(context)

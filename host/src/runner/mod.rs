@@ -6,11 +6,13 @@ pub mod batch;
 #[cfg(test)]
 mod batch_properties;
 pub mod checkpoint;
+mod commit_ledger;
 mod consumer;
 pub mod continuity;
 pub mod delivery;
 pub mod failures;
 mod gaps;
+mod handover;
 pub mod liveness;
 #[cfg(test)]
 mod loop_on_mock_cluster;

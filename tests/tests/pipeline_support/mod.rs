@@ -141,10 +141,12 @@ impl PipelineRun {
             .arg(&self.file)
             .output()
             .expect("run stage-host pipeline status");
-        output
+        let status: Value = output
             .status
             .success()
-            .then(|| serde_json::from_slice(&output.stdout).expect("status JSON"))
+            .then(|| serde_json::from_slice(&output.stdout).expect("status JSON"))?;
+        assert_fates_add_up(&status);
+        Some(status)
     }
 
     /// Polls status until `cond` holds; panics with the supervisor's log after `timeout`.
@@ -286,6 +288,23 @@ pub fn pids(status: &Value, stage: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Every process's counters in `status` account for each record it took in: `records_in =
+/// processed + skipped + dead_lettered + in_flight` (a source's are all 0).
+pub fn assert_fates_add_up(status: &Value) {
+    for stage in status["stages"].as_array().unwrap() {
+        for p in stage["processes"].as_array().unwrap() {
+            let n = |field: &str| p[field].as_u64().unwrap_or(0);
+            assert_eq!(
+                n("records_in"),
+                n("processed") + n("skipped") + n("dead_lettered") + n("in_flight"),
+                "the counters of stage {} replica {} do not add up: {p}",
+                stage["name"],
+                p["replica"]
+            );
+        }
+    }
+}
+
 /// The sum of `field` over the processes of `stage`.
 pub fn counter(status: &Value, stage: &str, field: &str) -> u64 {
     status["stages"]
@@ -362,11 +381,14 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
 }
 
 /// Reads `topic` from the beginning until `distinct` different post ids arrived (or
-/// `timeout`); returns every record read, duplicates included.
+/// `timeout`), and then on to the end of every partition as it is at that moment, so that
+/// duplicates written after the last new id are read too; returns every record read,
+/// duplicates included.
 pub fn read_scored(topic: &str, distinct: usize, timeout: Duration) -> Vec<Scored> {
     let consumer = reader();
     let mut tpl = TopicPartitionList::new();
-    for partition in partitions(&consumer, topic) {
+    let all = partitions(&consumer, topic);
+    for &partition in &all {
         tpl.add_partition_offset(topic, partition, Offset::Beginning)
             .unwrap();
     }
@@ -374,9 +396,31 @@ pub fn read_scored(topic: &str, distinct: usize, timeout: Duration) -> Vec<Score
     let mut records = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let deadline = Instant::now() + timeout;
-    while seen.len() < distinct && Instant::now() < deadline {
+    // Per partition, the offset after the last record read.
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut ends: Option<BTreeMap<i32, i64>> = None;
+    while Instant::now() < deadline {
+        if seen.len() >= distinct {
+            let ends = ends.get_or_insert_with(|| {
+                all.iter()
+                    .map(|&p| {
+                        let (_, high) = consumer
+                            .fetch_watermarks(topic, p, Duration::from_secs(10))
+                            .expect("watermarks");
+                        (p, high)
+                    })
+                    .collect()
+            });
+            if ends
+                .iter()
+                .all(|(p, high)| next.get(p).copied().unwrap_or(0) >= *high)
+            {
+                break;
+            }
+        }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => {
+                next.insert(message.partition(), message.offset() + 1);
                 let (postid, ppm) =
                     decode_scored(message.payload().unwrap_or_default()).expect("a scored record");
                 seen.insert(postid.clone());
