@@ -118,7 +118,7 @@ fn run_source_instance(
     spec: &plugin_host::StageSpec,
     instance: plugin_host::SourceInstance,
     shutdown: &Shutdown,
-    observer: &Observer,
+    observer: &Arc<Observer>,
 ) -> Result<Counters, HostError> {
     let conn = &args.connection;
     let registry = conn.registry()?;

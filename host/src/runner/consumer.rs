@@ -332,36 +332,40 @@ impl StageConsumer {
         audit: &Mutex<ContinuityAudit>,
         timeout: Duration,
         shutdown: &Shutdown,
+        watchdog: &crate::watchdog::Watchdog,
     ) -> Result<(), RunError> {
         let mut backoff = Duration::from_millis(200);
         loop {
-            let rewound = self
-                .consumer
-                .assignment()
-                .and_then(|assigned| self.consumer.committed_offsets(assigned, timeout))
-                .and_then(|committed| {
-                    let mut targets = TopicPartitionList::new();
-                    let mut audit = audit.lock().unwrap_or_else(|e| e.into_inner());
-                    for element in committed.elements() {
-                        let offset = match element.offset() {
-                            Offset::Offset(o) => Offset::Offset(o),
-                            _ => self.reset_offset,
-                        };
-                        // The audit expects the next record where the rewind lands.
-                        let expected = match offset {
-                            Offset::Offset(o) => Some(o),
-                            _ => None,
-                        };
-                        audit.seeked(element.partition(), expected);
-                        targets.add_partition_offset(
-                            element.topic(),
-                            element.partition(),
-                            offset,
-                        )?;
-                    }
-                    drop(audit);
-                    self.consumer.seek_partitions(targets, timeout)
-                });
+            let rewound = {
+                // Two calls, each given `timeout`.
+                let _call = watchdog.client_call("rewinding to the committed offsets", timeout * 2);
+                self.consumer
+                    .assignment()
+                    .and_then(|assigned| self.consumer.committed_offsets(assigned, timeout))
+                    .and_then(|committed| {
+                        let mut targets = TopicPartitionList::new();
+                        let mut audit = audit.lock().unwrap_or_else(|e| e.into_inner());
+                        for element in committed.elements() {
+                            let offset = match element.offset() {
+                                Offset::Offset(o) => Offset::Offset(o),
+                                _ => self.reset_offset,
+                            };
+                            // The audit expects the next record where the rewind lands.
+                            let expected = match offset {
+                                Offset::Offset(o) => Some(o),
+                                _ => None,
+                            };
+                            audit.seeked(element.partition(), expected);
+                            targets.add_partition_offset(
+                                element.topic(),
+                                element.partition(),
+                                offset,
+                            )?;
+                        }
+                        drop(audit);
+                        self.consumer.seek_partitions(targets, timeout)
+                    })
+            };
             match rewound {
                 Ok(seeked) => {
                     let failed: Vec<String> = seeked

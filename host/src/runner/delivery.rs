@@ -191,6 +191,7 @@ pub fn send(
 pub fn create_producer(
     conn: &crate::settings::Connection,
     transactional_id: Option<&str>,
+    watchdog: &crate::watchdog::Watchdog,
 ) -> Result<AckingProducer, super::RunError> {
     let mut config = conn.client_config(crate::settings::PRODUCER_DEFAULTS);
     if let Some(id) = transactional_id {
@@ -200,6 +201,7 @@ pub fn create_producer(
         .create_with_context(DeliveryContext::default())
         .map_err(|e| super::RunError::Kafka(format!("creating the producer: {e}")))?;
     if let Some(id) = transactional_id {
+        let _call = watchdog.client_call("initialising transactions", conn.connect_timeout());
         producer
             .init_transactions(conn.connect_timeout())
             .map_err(|e| {

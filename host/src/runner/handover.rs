@@ -17,6 +17,7 @@
 use super::commit_ledger::CommitLedger;
 use super::delivery::Ack;
 use crate::observe::Observer;
+use crate::watchdog::Watchdog;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -39,6 +40,8 @@ pub struct HandOver {
     pub topic: String,
     /// Where the uncommitted partitions are counted.
     pub observer: Arc<Observer>,
+    /// Bounds the commits: a commit is a Kafka client call like any other.
+    pub watchdog: Watchdog,
     /// Set once the stopping loop's drain has waited and committed: the revocations of the
     /// group leave that follows wait no more.
     pub drained: AtomicBool,
@@ -87,7 +90,14 @@ impl HandOver {
         // Within a rebalance callback the consumer cannot be polled: a refusal is retried
         // after a short wait.
         loop {
-            match commit_verified(consumer, &self.topic, &offsets, deadline) {
+            let committed = {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _call = self
+                    .watchdog
+                    .client_call("committing the revoked partitions", left);
+                commit_verified(consumer, &self.topic, &offsets, deadline)
+            };
+            match committed {
                 Ok(()) => {
                     tracing::info!(
                         offsets = %describe(&self.topic, &offsets),

@@ -38,11 +38,11 @@ pub fn run_source(
     mut instance: SourceInstance,
     options: &SourceOptions,
     shutdown: &Shutdown,
-    observer: &Observer,
+    observer: &Arc<Observer>,
 ) -> Result<Counters, RunError> {
-    let producer = delivery::create_producer(conn, options.transactional_id.as_deref())?;
+    let watchdog = Watchdog::start(Some(Arc::clone(observer)));
+    let producer = delivery::create_producer(conn, options.transactional_id.as_deref(), &watchdog)?;
     let transactional = options.transactional_id.is_some();
-    let watchdog = Watchdog::start(options.batch_timeout);
     let (batch_size, flush_timeout) = (options.batch_size, options.flush_timeout);
     let mut stats = Counters::default();
     let mut out = OutputBuffer::default();
@@ -68,7 +68,7 @@ pub fn run_source(
             break Ok(());
         }
         let polled = {
-            let _call = watchdog.guard();
+            let _call = watchdog.guard("the source's poll", options.batch_timeout);
             instance.poll(batch_size as u32, &mut out)
         };
         let status = match polled {
@@ -87,7 +87,7 @@ pub fn run_source(
             if out.records.is_empty() {
                 // Nothing to produce, nothing to commit: the checkpoint moves with records.
             } else {
-                let driver = TransactionDriver::new(&producer, flush_timeout, shutdown);
+                let driver = TransactionDriver::new(&producer, flush_timeout, shutdown, &watchdog);
                 let checkpoint = options.checkpoints.as_ref().zip(checkpoint.as_deref());
                 if let Err(e) = produce_in_transaction(
                     &driver,
@@ -146,8 +146,11 @@ pub fn run_source(
         Ok(()) => observer.health.set_draining(),
         Err(_) => observer.health.set_failed(),
     }
-    let flushed = delivery::flush(&producer, flush_timeout)
-        .map_err(|e| RunError::Kafka(format!("flushing the producer: {e}")));
+    let flushed = {
+        let _call = watchdog.client_call("flushing the producer", flush_timeout);
+        delivery::flush(&producer, flush_timeout)
+            .map_err(|e| RunError::Kafka(format!("flushing the producer: {e}")))
+    };
     tracing::info!(records_out = stats.records_out, "source stopped");
     result?;
     flushed?;
@@ -160,8 +163,11 @@ pub fn run_source(
         &mut last_checkpoint_sent,
         &mut acks,
     )?;
-    delivery::flush(&producer, flush_timeout)
-        .map_err(|e| RunError::Kafka(format!("flushing the checkpoint: {e}")))?;
+    {
+        let _call = watchdog.client_call("flushing the checkpoint", flush_timeout);
+        delivery::flush(&producer, flush_timeout)
+            .map_err(|e| RunError::Kafka(format!("flushing the checkpoint: {e}")))?;
+    }
     check_acks(&mut acks)?;
     Ok(stats)
 }

@@ -193,6 +193,7 @@ impl<'a> StageRunner<'a> {
             options.on_offset_gap,
             conn.client_config(&[]),
         );
+        let watchdog = Watchdog::start(Some(Arc::clone(&observer)));
         let ledger = Arc::new(Mutex::new(CommitLedger::default()));
         let handover = HandOver {
             ledger: Arc::clone(&ledger),
@@ -200,6 +201,7 @@ impl<'a> StageRunner<'a> {
             timeout: options.flush_timeout,
             topic: options.input_topic.clone(),
             observer: Arc::clone(&observer),
+            watchdog: watchdog.clone(),
             drained: Default::default(),
         };
         let consumer = StageConsumer::subscribe(
@@ -210,8 +212,8 @@ impl<'a> StageRunner<'a> {
             audit,
             handover,
         )?;
-        let producer = delivery::create_producer(conn, options.transactional_id.as_deref())?;
-        let watchdog = Watchdog::start(options.batch_timeout);
+        let producer =
+            delivery::create_producer(conn, options.transactional_id.as_deref(), &watchdog)?;
         let router = FailureRouter::new(RouterSettings {
             policy: options.policy,
             failure_window: options.failure_window,
@@ -321,7 +323,9 @@ impl<'a> StageRunner<'a> {
             self.stats.in_flight += taken;
             self.observer.metrics.batch_taken(taken);
             {
-                let _call = self.watchdog.guard();
+                let _call = self
+                    .watchdog
+                    .guard("the plugin call", self.options.batch_timeout);
                 batch.run_plugin(&mut self.instance)?;
             }
             let route = match self.router.route(batch.len(), batch.failures()) {
@@ -687,7 +691,12 @@ impl<'a> StageRunner<'a> {
     }
 
     fn transactions(&self) -> TransactionDriver<'_> {
-        TransactionDriver::new(&self.producer, self.options.flush_timeout, &self.shutdown)
+        TransactionDriver::new(
+            &self.producer,
+            self.options.flush_timeout,
+            &self.shutdown,
+            &self.watchdog,
+        )
     }
 
     /// Commits the open transaction, if any, with its input offsets. `Aborted`: it was
@@ -747,6 +756,7 @@ impl<'a> StageRunner<'a> {
             &self.gaps.audit,
             self.options.flush_timeout,
             &self.shutdown,
+            &self.watchdog,
         )
     }
 
@@ -817,7 +827,13 @@ impl<'a> StageRunner<'a> {
     /// then is named in one WARN line and counted.
     fn drain(&mut self) -> Result<(), RunError> {
         let deadline = Instant::now() + self.options.flush_timeout;
-        if let Err(e) = delivery::flush(&self.producer, self.options.flush_timeout) {
+        let flushed = {
+            let _call = self
+                .watchdog
+                .client_call("flushing the producer", self.options.flush_timeout);
+            delivery::flush(&self.producer, self.options.flush_timeout)
+        };
+        if let Err(e) = flushed {
             tracing::error!(error = %e, "flushing the producer failed; unacknowledged input is not committed");
         }
         let released = self.ledger().release(&mut BTreeMap::new());
@@ -830,7 +846,12 @@ impl<'a> StageRunner<'a> {
                 break;
             }
             let consumer = &self.consumer.consumer;
-            match handover::commit_verified(consumer, &topic, &offsets, deadline) {
+            let committed = {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _call = self.watchdog.client_call("committing on stop", left);
+                handover::commit_verified(consumer, &topic, &offsets, deadline)
+            };
+            match committed {
                 Ok(()) => {
                     self.ledger().confirm(&offsets);
                     tracing::info!(offsets = %handover::describe(&topic, &offsets), "committed on stop");

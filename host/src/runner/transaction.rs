@@ -15,6 +15,7 @@
 use super::delivery::AckingProducer;
 use super::RunError;
 use crate::shutdown::Shutdown;
+use crate::watchdog::Watchdog;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
@@ -58,6 +59,8 @@ pub(crate) struct TransactionDriver<'a> {
     /// How long one commit, offsets or abort call may block.
     timeout: Duration,
     shutdown: &'a Shutdown,
+    /// Bounds every call: librdkafka does not always honour the timeout it is given.
+    watchdog: &'a Watchdog,
 }
 
 impl<'a> TransactionDriver<'a> {
@@ -65,16 +68,21 @@ impl<'a> TransactionDriver<'a> {
         producer: &'a AckingProducer,
         timeout: Duration,
         shutdown: &'a Shutdown,
+        watchdog: &'a Watchdog,
     ) -> Self {
         TransactionDriver {
             producer,
             timeout,
             shutdown,
+            watchdog,
         }
     }
 
     /// Begins a transaction. Only a fatal error (fenced) fails it.
     pub(crate) fn begin(&self) -> Result<(), RunError> {
+        let _call = self
+            .watchdog
+            .client_call("beginning a transaction", self.timeout);
         self.producer
             .begin_transaction()
             .map_err(|e| RunError::Kafka(format!("beginning a transaction: {e}")))
@@ -90,6 +98,9 @@ impl<'a> TransactionDriver<'a> {
         self.wait_for_deliveries();
         if let Some((offsets, group)) = offsets {
             let sent = self.retrying("adding offsets to the transaction", || {
+                let _call = self
+                    .watchdog
+                    .client_call("adding offsets to the transaction", self.timeout);
                 self.producer
                     .send_offsets_to_transaction(offsets, group, self.timeout)
             })?;
@@ -98,6 +109,9 @@ impl<'a> TransactionDriver<'a> {
             }
         }
         self.retrying("committing the transaction", || {
+            let _call = self
+                .watchdog
+                .client_call("committing the transaction", self.timeout);
             self.producer.commit_transaction(self.timeout)
         })
     }
@@ -113,6 +127,9 @@ impl<'a> TransactionDriver<'a> {
     /// as elapsed meanwhile; the flush inside the commit then finds nothing left.
     fn wait_for_deliveries(&self) {
         let timeout_ms = i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX);
+        let _call = self
+            .watchdog
+            .client_call("flushing the transaction's outputs", self.timeout);
         // SAFETY: the pointer is the live producer's own handle, valid while `self.producer`
         // is borrowed; rd_kafka_flush may be called from any thread. Its result is not
         // needed: a timeout shows again, with its cause, in the commit that follows.
@@ -147,6 +164,9 @@ impl<'a> TransactionDriver<'a> {
                 }
                 ErrorClass::Fatal => {
                     // Nothing more can be sent; an abort may still tell the coordinator early.
+                    let _call = self
+                        .watchdog
+                        .client_call("aborting the transaction", self.timeout);
                     let _ = self.producer.abort_transaction(self.timeout);
                     return Err(RunError::Kafka(format!("{what}: {error}")));
                 }
@@ -158,7 +178,13 @@ impl<'a> TransactionDriver<'a> {
     pub(crate) fn abort(&self) -> Result<(), RunError> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let error = match self.producer.abort_transaction(self.timeout) {
+            let aborted = {
+                let _call = self
+                    .watchdog
+                    .client_call("aborting the transaction", self.timeout);
+                self.producer.abort_transaction(self.timeout)
+            };
+            let error = match aborted {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
