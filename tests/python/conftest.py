@@ -71,3 +71,11 @@ def rest_proxy_url() -> str:
 def unique_name(request) -> str:
     """A topic or group name no other test run uses."""
     return f"py-{request.node.name[:40]}-{uuid.uuid4().hex[:12]}".replace("[", "-").replace("]", "")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "containers: runs containers with podman (container_engine.py); leave out with "
+        "-m 'not containers'",
+    )

@@ -1,12 +1,13 @@
 """The Dockerfile and the example pipeline's compose file parse, and agree with each other.
 
-There is no Docker engine where the tests run. The Dockerfile is parsed with
-`dockerfile-parse` (the parser used by container build tooling); the compose file is
-interpolated and validated against the Compose specification the way test_compose.py does
-for the cluster files. On top, the checks are the promises these files make: pinned base
-images, a non-root user, SIGTERM as the stop signal (stage-host drains on it), every plugin
-a service runs is built and copied into the image, and the stages of the compose file are
-the stages of pipelines/example.toml.
+These checks need no container engine; test_image.py, test_compose_up.py and test_kube_play.py
+build and run the image with podman. The Dockerfile is parsed with `dockerfile-parse` (the
+parser used by container build tooling); the compose file is interpolated and validated against
+the Compose specification the way test_compose.py does for the cluster files. On top, the
+checks are the promises these files make: pinned base images that are build arguments, a
+named context that can stand in for the compiling stages, a non-root user, SIGTERM as the stop
+signal (stage-host drains on it), every plugin a service runs is built and copied into the
+image, and the stages of the compose file are the stages of pipelines/example.toml.
 """
 
 from __future__ import annotations
@@ -48,13 +49,41 @@ def plugin_of(service: dict) -> str:
 
 def test_dockerfile_is_multi_stage_with_pinned_bases():
     parser = dockerfile()
-    froms = instructions("FROM")
-    assert len(froms) == 2, froms
-    for base in froms:
-        image = base.split()[0]
+    # The compiling stage, the binaries it hands on, and the runtime stage.
+    assert parser.parent_images == ["rust:1.95-bookworm", "scratch", "debian:bookworm-slim"]
+    for image in parser.parent_images:
+        if image == "scratch":
+            continue
         repository, _, tag = image.rpartition(":")
         assert repository and tag and tag != "latest", f"{image} is not pinned"
-    assert parser.baseimage.startswith("debian:")
+    # The FROM images are build arguments whose defaults are Docker Hub's; a build without a
+    # registry passes local ones (deploy/build-images).
+    assert [i.split()[0] for i in instructions("FROM")] == [
+        "${RUST_IMAGE}",
+        "scratch",
+        "${RUNTIME_IMAGE}",
+    ]
+    local = DockerfileParser(
+        fileobj=DOCKERFILE.open("rb"),
+        build_args={"RUNTIME_IMAGE": "localhost/debian:bookworm-slim"},
+    )
+    assert local.baseimage == "localhost/debian:bookworm-slim"
+
+
+def test_a_named_context_can_replace_the_compiling_stages():
+    """`--build-context binaries=DIR` replaces the stage named `binaries` (Docker and podman
+    alike), so the runtime stage copies only from that stage, by the files' bare names."""
+    froms = instructions("FROM")
+    assert froms[1] == "scratch AS binaries"
+    structure = dockerfile().structure
+    last_from = max(i for i, step in enumerate(structure) if step["instruction"] == "FROM")
+    runtime_copies = [s["value"] for s in structure[last_from:] if s["instruction"] == "COPY"]
+    assert runtime_copies and all(c.startswith("--from=binaries ") for c in runtime_copies)
+    copied = {Path(p).name for c in runtime_copies for p in c.split()[1:-1]}
+    assert copied == {"stage-host", "libstage_one.so", "libstage_two.so", "libstage_three.so"}
+    build_images = (REPO / "deploy" / "build-images").read_text()
+    for name in copied:
+        assert name in build_images, f"deploy/build-images does not stage {name}"
 
 
 def test_dockerfile_runs_stage_host_as_non_root_and_drains_on_sigterm():

@@ -12,6 +12,7 @@ agreeing with itself.
                                 --count 0: all, until nothing new for --idle seconds)
     kafka_tool.py consume-raw   --topic T --count N [--timeout 60]      (key, value hex, headers)
     kafka_tool.py committed     --topic T --group G                     (JSON {partition: offset})
+    kafka_tool.py end-offsets   --topic T                               (JSON {partition: high watermark})
     kafka_tool.py create-topic  --topic T [--partitions 1]
 
 Broker and registry come from BOOTSTRAP_SERVERS and SCHEMA_REGISTRY_URL (local defaults).
@@ -154,6 +155,17 @@ def committed(args: argparse.Namespace) -> None:
     print(json.dumps({str(tp.partition): tp.offset for tp in offsets}))
 
 
+def end_offsets(args: argparse.Namespace) -> None:
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"kafka-tool-{uuid.uuid4().hex}"})
+    metadata = consumer.list_topics(args.topic, timeout=10)
+    ends = {}
+    for partition in metadata.topics[args.topic].partitions:
+        _, high = consumer.get_watermark_offsets(TopicPartition(args.topic, partition), timeout=10)
+        ends[str(partition)] = high
+    consumer.close()
+    print(json.dumps(ends))
+
+
 def create_topic(args: argparse.Namespace) -> None:
     admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
     futures = admin.create_topics([NewTopic(args.topic, args.partitions, 1)])
@@ -201,6 +213,9 @@ def main() -> None:
     p.add_argument("--topic", required=True)
     p.add_argument("--group", required=True)
     p.set_defaults(run=committed)
+    p = sub.add_parser("end-offsets")
+    p.add_argument("--topic", required=True)
+    p.set_defaults(run=end_offsets)
     p = sub.add_parser("create-topic")
     p.add_argument("--topic", required=True)
     p.add_argument("--partitions", type=int, default=1)
