@@ -246,9 +246,14 @@ impl PrivateCluster {
         node.state = NodeState::Down;
     }
 
-    /// Pauses a node with SIGSTOP: its process keeps its sockets open but answers nothing, so
-    /// its peers see it fall behind (a follower leaves the ISR after
-    /// `replica.lag.time.max.ms`, a broker is fenced once its heartbeats stop).
+    /// Pauses a node with SIGSTOP: its process keeps its sockets open but answers nothing.
+    /// A paused follower leaves a partition's ISR once records arrive that it does not fetch
+    /// for `replica.lag.time.max.ms` (Kafka keeps a follower that has everything the leader
+    /// has in the ISR however long it is silent, so on an idle partition this never fires);
+    /// and the controllers fence a paused broker when its heartbeats have stopped for
+    /// `broker.session.timeout.ms` (9 s), which takes it out of every ISR at once and moves
+    /// the leadership of the partitions it led. A paused controller stops voting; if it led
+    /// the quorum, another is elected.
     pub fn pause(&mut self, id: i32) {
         let node = self.node_mut(id);
         let child = node

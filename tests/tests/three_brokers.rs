@@ -121,8 +121,9 @@ fn nodes_killed_paused_and_restarted_move_leaders_isr_controller_and_coordinator
     ]);
     assert_eq!(under.trim(), "", "kafka-topics: {under}");
 
-    // SIGSTOP of a follower: it answers nothing, so the leader drops it from the ISR
-    // (replica.lag.time.max.ms 3 s); after SIGCONT it catches up and is back.
+    // SIGSTOP of a follower: it answers nothing, so it leaves the ISR (no records arrive
+    // here, so it is the controllers fencing the silent broker after 9 s that takes it out,
+    // not replica.lag.time.max.ms); after SIGCONT it catches up and is back.
     let state = cluster.partition(&topic, 1).unwrap();
     let follower = state.followers()[0];
     cluster.pause(follower);
