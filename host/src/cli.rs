@@ -100,6 +100,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub output_topic: Option<String>,
 
+    /// Replicas of each partition of the topics the stage creates (its output, dead-letter
+    /// and checkpoint topics), instead of the replication factor the plugin declares. A
+    /// topic that already exists keeps its own. With `acks=all` (the default) a topic needs at
+    /// least `min.insync.replicas` replicas; the stage refuses to start on one with fewer.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i16).range(1..))]
+    pub replication_factor: Option<i16>,
+
     /// What to do with a record that fails.
     #[arg(long, value_enum, default_value = "fail")]
     pub on_error: ErrorPolicy,

@@ -24,6 +24,7 @@ mod observe;
 mod pipeline;
 mod policy;
 mod protocol;
+mod replication;
 mod runner;
 mod scaffold;
 mod settings;

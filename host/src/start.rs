@@ -12,7 +12,7 @@ use crate::runner::stage::{StageOptions, StageRunner, MAX_IN_FLIGHT_BATCHES};
 use crate::runner::{Counters, OutputTopic};
 use crate::shutdown::Shutdown;
 use crate::status_report::{self, StatusEvent};
-use crate::{policy::ErrorPolicy, stage_config, topics};
+use crate::{policy::ErrorPolicy, replication, stage_config, topics};
 use confluent::SchemaRegistry;
 use plugin_host::Plugin;
 use plugin_host::{StageKind, TopicSpec};
@@ -47,6 +47,11 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
     let mut spec = plugin.spec().clone();
     if let Some(topic) = &args.output_topic {
         spec.output_topic.name = topic.clone();
+    }
+    // The operator's replication factor wins over the plugin's; dead-letter and checkpoint
+    // topics follow the output's.
+    if let Some(replicas) = args.replication_factor {
+        spec.output_topic.replication_factor = replicas;
     }
     tracing::info!(plugin = %path.display(), stage = %spec.name, version = %spec.version, "plugin loaded");
     check_effective_names(args, &spec)?;
@@ -94,8 +99,15 @@ fn prepare_output(
     registry: &SchemaRegistry,
     shutdown: &Shutdown,
 ) -> Result<OutputTopic, HostError> {
+    replication::check_writable(
+        &args.connection,
+        "output topic",
+        &spec.output_topic,
+        args.replication_factor,
+        shutdown,
+    )?;
     if topics::ensure_topic(&args.connection, &spec.output_topic, shutdown)? {
-        tracing::info!(topic = %spec.output_topic.name, "created output topic");
+        tracing::info!(topic = %spec.output_topic.name, replication_factor = spec.output_topic.replication_factor, "created output topic");
     }
     let value_subject = format!("{}-value", spec.output_topic.name);
     let value_schema_id = registry.register(&value_subject, &spec.output_value_schema)?;
@@ -131,6 +143,13 @@ fn run_source_instance(
             partitions: 1,
             replication_factor: spec.output_topic.replication_factor,
         };
+        replication::check_writable(
+            conn,
+            "checkpoint topic",
+            &topic,
+            args.replication_factor,
+            shutdown,
+        )?;
         topics::ensure_topic_with_config(conn, &topic, CHECKPOINT_TOPIC_CONFIG, shutdown)?;
     }
     report_ready(spec);
@@ -186,6 +205,13 @@ pub fn run_stage(
             partitions: 1,
             replication_factor: spec.output_topic.replication_factor,
         };
+        replication::check_writable(
+            conn,
+            "dead-letter topic",
+            &dlq,
+            args.replication_factor,
+            shutdown,
+        )?;
         topics::ensure_topic(conn, &dlq, shutdown)?;
     }
     topics::wait_for_topic(

@@ -14,6 +14,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod private_cluster;
 pub mod private_kafka;
 pub mod private_registry;
 

@@ -172,11 +172,17 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
     let log = logs.join(format!("{}-canary.log", args.stage));
     tracing::info!(stage = %args.stage, plugin = %new_plugin.display(), shadow_topic = %shadow.topic, shadow_group = %shadow.group, "canary: starting the shadow");
     let started = Instant::now();
+    // The shadow topic gets the live stage's replication factor: the cluster's
+    // min.insync.replicas applies to it as well.
+    let mut shadow_args = def.args.clone();
+    if let Some(replicas) = def.replication_factor {
+        shadow_args.extend(["--replication-factor".to_string(), replicas.to_string()]);
+    }
     let mut process = ShadowProcess::start(
         exe,
         &new_plugin,
         &config,
-        &def.args,
+        &shadow_args,
         ShadowTopics {
             input: &input,
             output: &shadow.topic,

@@ -8,6 +8,7 @@
 //! # metrics_host = "0.0.0.0"  # default 127.0.0.1
 //! # max_replicas = 64         # the most processes one stage may ask for
 //! # allow_cycles = false      # a stage reading what a later stage writes is refused
+//! # replication_factor = 3    # replicas of the topics stages create (default: each plugin's)
 //!
 //! [[stage]]                   # stages start in file order, source first
 //! name = "one"
@@ -24,7 +25,14 @@
 //! group_id = "g"
 //! args = ["--batch-size", "500"]   # any further stage-host flags
 //! # metrics_port = 9400       # this stage's own base port instead of the pipeline's scheme
+//! # replication_factor = 2    # this stage's, instead of the pipeline's
 //! ```
+//!
+//! Replication: a stage creates its output topic (and dead-letter or checkpoint topic) with
+//! its `replication_factor`, or else the pipeline's, or else the one its plugin declares (the
+//! example plugins say 1, which a cluster with `min.insync.replicas=2` refuses to write to
+//! with `acks=all`; the stage says so at start-up). It reaches the stage as
+//! `--replication-factor`.
 //!
 //! Metrics ports: each stage has a block of `2 × replicas` ports starting at its base. Replica
 //! `r` serves on `base + r`; a process swapped in next to it (during a hot swap both run) takes
@@ -81,6 +89,7 @@ struct RawPipeline {
     max_replicas: u32,
     #[serde(default)]
     allow_cycles: bool,
+    replication_factor: Option<i16>,
 }
 
 /// The most replicas a stage may have unless `[pipeline] max_replicas` says otherwise: each is
@@ -139,6 +148,9 @@ pub struct StageDef {
     pub args: Vec<String>,
     /// The first port of this stage's metrics block (see the module doc).
     pub metrics_port: Option<u16>,
+    /// Replicas of the topics the stage creates; after parsing, the pipeline's when the stage
+    /// gives none. `None`: the plugin's own.
+    pub replication_factor: Option<i16>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -173,6 +185,10 @@ impl StageDef {
                 args.push(flag.to_string());
                 args.push(value.clone());
             }
+        }
+        if let Some(replicas) = self.replication_factor {
+            args.push("--replication-factor".to_string());
+            args.push(replicas.to_string());
         }
         args.extend(self.args.iter().cloned());
         args
@@ -316,6 +332,8 @@ impl Pipeline {
                 )));
             }
             stage.plugin = normalize(&base.join(&stage.plugin));
+            stage.replication_factor = stage.replication_factor.or(raw.pipeline.replication_factor);
+            check_replication(stage).map_err(|e| invalid(format!("stage {}: {e}", stage.name)))?;
         }
         for (i, stage) in stages.iter().enumerate() {
             if stages[..i].iter().any(|s| s.name == stage.name) {
@@ -447,6 +465,26 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// A replication factor is at least 1, and given once: as `replication_factor`, or in `args`.
+fn check_replication(stage: &StageDef) -> Result<(), String> {
+    let Some(replicas) = stage.replication_factor else {
+        return Ok(());
+    };
+    if replicas < 1 {
+        return Err(format!(
+            "replication_factor must be at least 1, not {replicas}"
+        ));
+    }
+    let in_args = stage
+        .args
+        .iter()
+        .any(|a| a == "--replication-factor" || a.starts_with("--replication-factor="));
+    if in_args {
+        return Err("--replication-factor in args and a replication_factor (the stage's or the pipeline's) are both given; keep one".into());
+    }
+    Ok(())
+}
+
 /// Names end up in file names: keep them to letters, digits, `-`, `_` and `.`.
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
@@ -520,6 +558,70 @@ mod tests {
             None,
             "no metrics by default"
         );
+    }
+
+    #[test]
+    fn replication_factor_comes_from_the_stage_then_the_pipeline_then_the_plugin() {
+        let flag = |p: &Pipeline, i: usize| {
+            let args = p.stages[i].stage_host_args();
+            args.iter()
+                .position(|a| a == "--replication-factor")
+                .map(|at| args[at + 1].clone())
+        };
+        let p = Pipeline::parse(Path::new("p.toml"), EXAMPLE).unwrap();
+        assert_eq!(flag(&p, 0), None, "the plugin's own without either");
+
+        let wide = EXAMPLE.replace("name = \"p\"", "name = \"p\"\nreplication_factor = 3");
+        let p = Pipeline::parse(Path::new("p.toml"), &wide).unwrap();
+        assert_eq!(flag(&p, 0).as_deref(), Some("3"));
+        assert_eq!(flag(&p, 1).as_deref(), Some("3"));
+
+        let own = wide.replace("replicas = 2", "replicas = 2\nreplication_factor = 2");
+        let p = Pipeline::parse(Path::new("p.toml"), &own).unwrap();
+        assert_eq!(flag(&p, 0).as_deref(), Some("3"), "the pipeline's");
+        assert_eq!(flag(&p, 1).as_deref(), Some("2"), "the stage's wins");
+        assert_eq!(p.stages[1].replication_factor, Some(2));
+        let args = p.stages[1].stage_host_args();
+        assert!(
+            args.iter().position(|a| a == "--replication-factor")
+                < args.iter().position(|a| a == "--batch-size"),
+            "before the stage's own args: {args:?}"
+        );
+    }
+
+    #[test]
+    fn a_replication_factor_below_one_or_given_twice_is_refused() {
+        let zero = EXAMPLE.replace("replicas = 2", "replicas = 2\nreplication_factor = 0");
+        let e = Pipeline::parse(Path::new("p.toml"), &zero)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stage two: replication_factor must be at least 1, not 0"),
+            "{e}"
+        );
+        let twice = EXAMPLE
+            .replace("name = \"p\"", "name = \"p\"\nreplication_factor = 3")
+            .replace(
+                "args = [\"--batch-size\", \"10\"]",
+                "args = [\"--replication-factor=1\"]",
+            );
+        let e = Pipeline::parse(Path::new("p.toml"), &twice)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stage two: --replication-factor in args and a replication_factor"),
+            "{e}"
+        );
+        let alone = EXAMPLE.replace(
+            "args = [\"--batch-size\", \"10\"]",
+            "args = [\"--replication-factor\", \"3\"]",
+        );
+        assert!(
+            Pipeline::parse(Path::new("p.toml"), &alone).is_ok(),
+            "in args alone it is passed on as it is"
+        );
+        let huge = EXAMPLE.replace("name = \"p\"", "name = \"p\"\nreplication_factor = 40000");
+        assert!(Pipeline::parse(Path::new("p.toml"), &huge).is_err());
     }
 
     #[test]

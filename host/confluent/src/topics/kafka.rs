@@ -24,6 +24,15 @@ impl KafkaAdmin {
 
     /// Whether `topic`'s `cleanup.policy` includes `compact` (its offsets have gaps by design).
     pub fn is_compacted(&self, topic: &str) -> Result<bool, TopicError> {
+        Ok(self
+            .topic_setting(topic, "cleanup.policy")?
+            .is_some_and(|policy| policy.contains("compact")))
+    }
+
+    /// The value of one of `topic`'s settings (`min.insync.replicas`, `cleanup.policy`) as the
+    /// broker applies it: the topic's own, or else the broker's default. `None` when the
+    /// broker names no such setting.
+    pub fn topic_setting(&self, topic: &str, name: &str) -> Result<Option<String>, TopicError> {
         let admin = self.admin()?;
         let options = AdminOptions::new().request_timeout(Some(self.timeout));
         let results =
@@ -36,10 +45,45 @@ impl KafkaAdmin {
                 TopicError::Refused(format!("no configuration of topic {topic} in the answer"))
             })?
             .map_err(|code| TopicError::Refused(format!("describing topic {topic}: {code}")))?;
-        Ok(resource
-            .get("cleanup.policy")
-            .and_then(|entry| entry.value.as_deref())
-            .is_some_and(|policy| policy.contains("compact")))
+        Ok(resource.get(name).and_then(|entry| entry.value.clone()))
+    }
+
+    /// The value of one of the brokers' settings (`min.insync.replicas`: what a topic created
+    /// without its own gets), as the first broker the metadata names applies it. `None` when
+    /// the broker names no such setting.
+    pub fn broker_setting(&self, name: &str) -> Result<Option<String>, TopicError> {
+        let broker = self.any_broker()?;
+        let admin = self.admin()?;
+        let options = AdminOptions::new().request_timeout(Some(self.timeout));
+        let results =
+            block_on(admin.describe_configs([&ResourceSpecifier::Broker(broker)], &options))?
+                .map_err(|e| self.unreachable(e))?;
+        let resource = results
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                TopicError::Refused(format!("no configuration of broker {broker} in the answer"))
+            })?
+            .map_err(|code| TopicError::Refused(format!("describing broker {broker}: {code}")))?;
+        Ok(resource.get(name).and_then(|entry| entry.value.clone()))
+    }
+
+    /// The id of a broker of the cluster.
+    fn any_broker(&self) -> Result<i32, TopicError> {
+        let mut config = self.config.clone();
+        config.set("allow.auto.create.topics", "false");
+        let consumer: BaseConsumer = config
+            .create()
+            .map_err(|e| TopicError::Refused(format!("invalid Kafka client settings: {e}")))?;
+        // Any answer lists the brokers; asking for one internal topic keeps it small.
+        let metadata = consumer
+            .fetch_metadata(Some("__consumer_offsets"), self.timeout)
+            .map_err(|e| self.unreachable(e))?;
+        metadata
+            .brokers()
+            .first()
+            .map(|b| b.id())
+            .ok_or_else(|| self.unreachable("the metadata names no broker"))
     }
 
     fn metadata(&self, topic: Option<&str>) -> Result<Vec<TopicInfo>, TopicError> {
