@@ -660,7 +660,9 @@ fn a_hot_swap_to_a_new_version_of_the_script_under_load_loses_no_record() {
         return;
     }
     let (one, two) = (unique("py_swap_one"), unique("py_swap_two"));
-    let records = 3000;
+    // 30 s of input at 300/s: the source is still producing when the swap is done, also on
+    // a loaded machine (the swap waits for the new process to join and the old to drain).
+    let records = 9000;
     let script = test_script("stages.py");
     let toml = format!(
         "[pipeline]\nname = \"{}\"\n[pipeline.swap]\nprobation_secs = 3.0\n\n\
@@ -717,5 +719,69 @@ fn a_hot_swap_to_a_new_version_of_the_script_under_load_loses_no_record() {
     assert!(
         out.iter().any(|r| r.ppm == 100.0),
         "the old script served before"
+    );
+}
+
+#[test]
+fn a_canary_of_a_python_stage_passes_for_the_same_script_and_fails_for_another() {
+    if !cluster_available() {
+        return;
+    }
+    let (one, two) = (unique("py_canary_one"), unique("py_canary_two"));
+    let script = test_script("stages.py");
+    // The source keeps producing through both canaries (60 s at 800/s): a canary starts at
+    // the live group's committed offsets.
+    let toml = format!(
+        "[pipeline]\nname = \"{}\"\n\n\
+         [[stage]]\nname = \"one\"\nplugin = \"{}\"\nconfig = {{ records = 48000, rate_per_second = 800 }}\noutput_topic = \"{one}\"\n\n{}",
+        unique("py_canary"),
+        e2e_tests::plugin("stage-one").display(),
+        python_stage_toml(
+            "two",
+            &script,
+            "Scored",
+            &format!(
+                "input_topic = \"{one}\"\noutput_topic = \"{two}\"\ngroup_id = \"{}\"",
+                unique("py_canary_g")
+            )
+        ),
+    );
+    std::env::set_var("PY_STAGE_SCHEMAS", e2e_tests::repo_root().join("schemas"));
+    let run = PipelineRun::start(&toml);
+    run.wait_running(Duration::from_secs(90));
+    run.wait_status("stage two processing", Duration::from_secs(60), |s| {
+        pipeline_support::counter(s, "two", "records_in") > 500
+    });
+    let canary = |config: &str| {
+        let output = std::process::Command::new(e2e_tests::stage_host())
+            .args(["pipeline", "canary", "-f"])
+            .arg(&run.file)
+            .arg("two")
+            .arg(bridge())
+            .args(["--config-json", config, "--records", "1000", "--secs", "60"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    };
+    let (code, report) = canary(&config(&script, "Scored"));
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("PASS"), "{report}");
+
+    let v2 = run.dir().join("stages_v2.py");
+    let text = std::fs::read_to_string(&script)
+        .unwrap()
+        .replace("PPM = 100", "PPM = 150");
+    std::fs::write(&v2, text).unwrap();
+    let (code, report) = canary(&config(&v2, "Scored"));
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.contains("FAIL"), "{report}");
+    assert!(
+        report.contains("\"ppm\":100.0") && report.contains("\"ppm\":150.0"),
+        "the differences side by side: {report}"
     );
 }
