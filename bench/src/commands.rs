@@ -53,9 +53,10 @@ pub fn command_for(args: &BenchArgs, scenario: Scenario, topics: Topics<'_>) -> 
             c
         }
         Scenario::PythonStage => {
-            // The library's own stage-two app, read where the library's files lie.
+            // The library's own StageTwo, in its example pipeline script (its schemas lie
+            // beside it), read where the library's files lie.
             let config = serde_json::json!({
-                "script": args.seed.join("examples/docker_pipeline/stage_two/app.py"),
+                "script": args.seed.join("examples/mpp_pipeline/mpp_pipeline.py"),
                 "class": "StageTwo",
             });
             let mut c = Command::new(&args.stage_host);
