@@ -119,6 +119,14 @@ pub struct BenchArgs {
     )]
     pub python: String,
 
+    /// The Python bridge plugin for scenario (f).
+    #[arg(long, default_value = "target/release/libpython_stage.so")]
+    pub python_plugin: PathBuf,
+
+    /// The Python library's files (its example stage two runs in scenario (f)).
+    #[arg(long, env = "STAGE_HOST_SEED", default_value = "../shared/seed")]
+    pub seed: PathBuf,
+
     /// The Python stage script.
     #[arg(long, default_value = "bench/python/stage_two.py")]
     pub python_script: PathBuf,

@@ -52,6 +52,21 @@ pub fn command_for(args: &BenchArgs, scenario: Scenario, topics: Topics<'_>) -> 
                 .args(["--transactional-id", &format!("{}.tx", topics.group)]);
             c
         }
+        Scenario::PythonStage => {
+            // The library's own StageTwo, in its example pipeline script (its schemas lie
+            // beside it), read where the library's files lie.
+            let config = serde_json::json!({
+                "script": args.seed.join("examples/mpp_pipeline/mpp_pipeline.py"),
+                "class": "StageTwo",
+            });
+            let mut c = Command::new(&args.stage_host);
+            c.arg("--plugin")
+                .arg(&args.python_plugin)
+                .args(["--config-json", &config.to_string()])
+                .args(topics.args())
+                .args(&args.stage_host_arg);
+            c
+        }
         Scenario::KafkaStreams => kafka_streams(args, topics, false, args.kstreams_threads),
         Scenario::KafkaStreamsEos => kafka_streams(args, topics, true, args.kstreams_threads),
         Scenario::PythonPerRecord | Scenario::PythonBatched => {

@@ -172,6 +172,21 @@ pub fn targets(scenarios: &[ScenarioResult]) -> Vec<Target> {
         ),
         ("(b) peak RSS, MB".into(), Goal::AtMost(30.0), rss(Plugin)),
         (
+            "(f)/(d) records/s, Python flush per record".into(),
+            Goal::AtLeast(25.0),
+            div(rate(PythonStage), rate(PythonPerRecord)),
+        ),
+        (
+            "(f)/(d) records/s, Python batched".into(),
+            Goal::AtLeast(4.0),
+            div(rate(PythonStage), rate(PythonBatched)),
+        ),
+        (
+            "(f) peak RSS, MB".into(),
+            Goal::AtMost(60.0),
+            rss(PythonStage),
+        ),
+        (
             "(b)/(e) peak RSS".into(),
             Goal::AtMost(0.25),
             div(rss(Plugin), rss(KafkaStreams)),
@@ -474,7 +489,7 @@ pub(crate) mod tests {
     #[test]
     fn targets_are_the_issues_ratios() {
         let t = targets(&sample());
-        assert_eq!(t.len(), 9);
+        assert_eq!(t.len(), 12);
         let check = |name: &str, goal: &str, value: f64, met: bool| {
             let t = target(&t, name);
             assert_eq!(t.goal, goal, "{name}");

@@ -113,7 +113,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     let mut scenarios = Vec::new();
     for scenario in Scenario::ALL {
-        if (scenario.is_python() && args.skip_python)
+        if ((scenario.is_python() || scenario == Scenario::PythonStage) && args.skip_python)
             || (scenario.is_kafka_streams() && args.skip_kstreams)
             || !(args.only.is_empty() || args.only.iter().any(|id| id == scenario.id()))
         {

@@ -28,11 +28,13 @@ pub enum Scenario {
     PythonPerRecord,
     /// (d) Python with batching: poll every 1000, flush at the end.
     PythonBatched,
+    /// (f) stage-host with the Python bridge running the library's own StageTwo class.
+    PythonStage,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Ceiling,
         Scenario::Plugin,
         Scenario::PluginEos,
@@ -41,6 +43,7 @@ impl Scenario {
         Scenario::KafkaStreamsEos,
         Scenario::PythonPerRecord,
         Scenario::PythonBatched,
+        Scenario::PythonStage,
     ];
 
     /// Short name for topics, logs and JSON.
@@ -54,6 +57,7 @@ impl Scenario {
             Scenario::KafkaStreamsEos => "kstreams-eos",
             Scenario::PythonPerRecord => "python-per-record",
             Scenario::PythonBatched => "python-batched",
+            Scenario::PythonStage => "python-stage",
         }
     }
 
@@ -68,6 +72,7 @@ impl Scenario {
             Scenario::KafkaStreamsEos => "(e-eos) Kafka Streams, exactly_once_v2",
             Scenario::PythonPerRecord => "(d) Python, flush per record",
             Scenario::PythonBatched => "(d) Python, batched",
+            Scenario::PythonStage => "(f) stage-host + libpython_stage.so, the library's StageTwo",
         }
     }
 

@@ -64,6 +64,10 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// The stage config (JSON) to describe the stage with: a bridge's spec (the Python
+        /// stage's topics, group and schema) comes from the script its config names.
+        #[arg(long)]
+        config_json: Option<String>,
     },
     /// Run a pipeline of stages, one supervised process per stage replica, and control it.
     Pipeline {

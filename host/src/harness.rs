@@ -49,12 +49,13 @@ pub struct HarnessArgs {
 /// Runs the harness, printing one JSON line per output or failure. Fails (exit 1) when any
 /// record failed, so a script or CI job notices.
 pub fn run(args: &HarnessArgs) -> Result<(), HostError> {
-    let plugin = Plugin::load(&args.plugin).map_err(|e| HostError::Plugin(e.to_string()))?;
     let config: Value = match &args.config_json {
         Some(text) => serde_json::from_str(text)
             .map_err(|e| HostError::Config(format!("--config-json is not valid JSON: {e}")))?,
         None => Value::Null,
     };
+    let plugin = Plugin::load_with_config(&args.plugin, &config)
+        .map_err(|e| HostError::Plugin(e.to_string()))?;
     let spec = plugin.spec().clone();
     let output_schema = crate::avro_json::parse_schema(&spec.output_value_schema)
         .map_err(|e| HostError::Plugin(format!("the plugin's output schema: {e}")))?;

@@ -13,10 +13,19 @@ fn main() -> ExitCode {
         Some(Command::Schema { command }) => commands::schema(command),
         Some(Command::Harness(args)) => commands::harness(args),
         Some(Command::New(args)) => commands::new(args),
-        Some(Command::Inspect { plugin, json }) => commands::check_plugin_file(plugin, None)
-            .and_then(|()| plugin_host::Plugin::load(plugin).map_err(|e| e.to_string()))
-            .map(|p| print!("{}", commands::inspect(&p, *json)))
-            .map_err(HostError::Plugin),
+        Some(Command::Inspect {
+            plugin,
+            json,
+            config_json,
+        }) => inspect_config(config_json.as_deref()).and_then(|config| {
+            commands::check_plugin_file(plugin, None)
+                .and_then(|()| {
+                    plugin_host::Plugin::load_with_config(plugin, &config)
+                        .map_err(|e| e.to_string())
+                })
+                .map(|p| print!("{}", commands::inspect(&p, *json)))
+                .map_err(HostError::Plugin)
+        }),
         Some(Command::Pipeline { command }) => commands::pipeline(command).map_err(HostError::from),
         None => Shutdown::on_signals()
             .map_err(|e| HostError::Config(format!("cannot install signal handlers: {e}")))
@@ -39,6 +48,14 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// `inspect --config-json`: the config to ask the plugin's spec for (default `{}`).
+fn inspect_config(json: Option<&str>) -> Result<serde_json::Value, HostError> {
+    json.map(|text| {
+        serde_json::from_str(text).map_err(|e| HostError::Config(format!("--config-json: {e}")))
+    })
+    .unwrap_or_else(|| Ok(serde_json::json!({})))
 }
 
 fn init_logging(format: LogFormat) {

@@ -20,6 +20,11 @@ pub struct NewArgs {
     #[arg(long)]
     pub source: bool,
 
+    /// Create a Python stage instead: a script with a kafka_client `PipelineStage` (or, with
+    /// `--source`, `SourcePipelineStage`) subclass that the Python bridge plugin runs.
+    #[arg(long, conflicts_with = "plugin_api_path")]
+    pub python: bool,
+
     /// Directory to create the crate in (default: `./<name>`).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -37,6 +42,16 @@ const STAGE_INPUT: &str = include_str!("../templates/stage/input.avsc");
 const STAGE_OUTPUT: &str = include_str!("../templates/stage/output.avsc");
 const SOURCE_LIB: &str = include_str!("../templates/source/lib.rs.tmpl");
 const SOURCE_OUTPUT: &str = include_str!("../templates/source/output.avsc");
+const PYTHON_STAGE: &str = include_str!("../templates/python/stage.py.tmpl");
+const PYTHON_SOURCE: &str = include_str!("../templates/python/source.py.tmpl");
+
+/// The Python bridge plugin next to this binary (where `cargo build` puts both).
+fn bridge_plugin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("libpython_stage.so")))
+        .unwrap_or_else(|| PathBuf::from("libpython_stage.so"))
+}
 
 /// The plugin-api this binary was built from.
 fn default_plugin_api() -> PathBuf {
@@ -95,6 +110,9 @@ pub fn create(args: &NewArgs) -> Result<PathBuf, HostError> {
             dir.display()
         )));
     }
+    if args.python {
+        return create_python(args, &dir);
+    }
     let plugin_api = args
         .plugin_api_path
         .clone()
@@ -138,20 +156,74 @@ pub fn create(args: &NewArgs) -> Result<PathBuf, HostError> {
             ("records.json", RECORDS),
         ]);
     }
+    write_files(&dir, &files, &vars)?;
+    Ok(dir)
+}
+
+fn write_files(dir: &Path, files: &[(&str, &str)], vars: &[(&str, &str)]) -> Result<(), HostError> {
     for (file, template) in files {
         let target = dir.join(file);
         let parent = target.parent().expect("files are inside the crate");
         std::fs::create_dir_all(parent)
-            .and_then(|()| std::fs::write(&target, render(template, &vars)))
+            .and_then(|()| std::fs::write(&target, render(template, vars)))
             .map_err(|e| HostError::Config(format!("cannot write {}: {e}", target.display())))?;
     }
-    Ok(dir)
+    Ok(())
+}
+
+/// `--python`: the stage's script (`stage.py`), its schemas in `schema/` (where the library's
+/// examples keep them) and, for a stage, `records.json` for the harness.
+fn create_python(args: &NewArgs, dir: &Path) -> Result<PathBuf, HostError> {
+    let lib_name = args.name.replace('-', "_");
+    let type_name = type_name(&args.name);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| HostError::Config(format!("cannot create {}: {e}", dir.display())))?;
+    let absolute = dir
+        .canonicalize()
+        .map_err(|e| HostError::Config(format!("cannot resolve {}: {e}", dir.display())))?;
+    let script = absolute.join("stage.py");
+    let vars = [
+        ("lib_name", lib_name.as_str()),
+        ("type_name", type_name.as_str()),
+        ("input_topic", &format!("{lib_name}_in")),
+        ("output_topic", &format!("{lib_name}_out")),
+        ("input_record", &format!("{lib_name}_in_value")),
+        ("output_record", &format!("{lib_name}_out_value")),
+        ("bridge", &bridge_plugin().display().to_string()),
+        ("script", &script.display().to_string()),
+        ("dir", &absolute.display().to_string()),
+    ];
+    let files: Vec<(&str, &str)> = if args.source {
+        vec![
+            ("stage.py", PYTHON_SOURCE),
+            ("schema/output.avsc", SOURCE_OUTPUT),
+        ]
+    } else {
+        vec![
+            ("stage.py", PYTHON_STAGE),
+            ("schema/input.avsc", STAGE_INPUT),
+            ("schema/output.avsc", STAGE_OUTPUT),
+            ("records.json", RECORDS),
+        ]
+    };
+    write_files(dir, &files, &vars)?;
+    Ok(dir.to_path_buf())
 }
 
 /// Runs `stage-host new`, printing what to do next.
 pub fn run(args: &NewArgs) -> Result<(), HostError> {
     let dir = create(args)?;
     let kind = if args.source { "source" } else { "stage" };
+    if args.python {
+        println!("created Python {kind} {} in {}", args.name, dir.display());
+        println!(
+            "  run it: stage-host --plugin {} --config-json '{{\"script\": \"{}\", \"class\": \"{}\"}}'",
+            bridge_plugin().display(),
+            dir.join("stage.py").display(),
+            type_name(&args.name)
+        );
+        return Ok(());
+    }
     println!("created {kind} plugin {} in {}", args.name, dir.display());
     println!(
         "  cd {} && cargo test && cargo build --release",
@@ -184,6 +256,7 @@ mod tests {
             let args = NewArgs {
                 name: "word-count".into(),
                 source,
+                python: false,
                 dir: Some(dir.path().join(format!("c{source}"))),
                 plugin_api_path: None,
             };
@@ -193,6 +266,18 @@ mod tests {
                 assert!(!text.contains("{{"), "{file} keeps a placeholder");
             }
             assert!(create(&args).is_err(), "refuses a non-empty directory");
+            let python = NewArgs {
+                python: true,
+                dir: Some(dir.path().join(format!("py{source}"))),
+                ..args
+            };
+            let created = create(&python).unwrap();
+            for file in ["stage.py", "schema/output.avsc"] {
+                let text = std::fs::read_to_string(created.join(file)).unwrap();
+                assert!(!text.contains("{{"), "{file} keeps a placeholder");
+            }
+            let script = std::fs::read_to_string(created.join("stage.py")).unwrap();
+            assert!(script.contains("class WordCount("), "{script}");
         }
     }
 }

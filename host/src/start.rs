@@ -43,7 +43,8 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
 
     crate::trust::check_plugin_file(path, args.plugin_sha256.as_deref())
         .map_err(HostError::Plugin)?;
-    let plugin = Plugin::load(path).map_err(|e| HostError::Plugin(e.to_string()))?;
+    let plugin =
+        Plugin::load_with_config(path, &config).map_err(|e| HostError::Plugin(e.to_string()))?;
     let mut spec = plugin.spec().clone();
     if let Some(topic) = &args.output_topic {
         spec.output_topic.name = topic.clone();

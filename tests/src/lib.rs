@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 pub mod private_cluster;
 pub mod private_kafka;
 pub mod private_registry;
+pub mod python_stage;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

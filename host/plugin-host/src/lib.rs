@@ -110,8 +110,16 @@ pub struct Plugin {
 impl Plugin {
     /// Opens the library at `path`, checks that it is a stage plugin built against a
     /// compatible plugin-api (abi_stable's layout check, then [`PLUGIN_API_VERSION`]), and
-    /// reads its spec. The library stays mapped until the process exits.
+    /// reads its spec for an empty config. The library stays mapped until the process exits.
     pub fn load(path: &Path) -> Result<Plugin, LoadError> {
+        Self::load_with_config(path, &serde_json::json!({}))
+    }
+
+    /// As [`Plugin::load`], with the spec the plugin declares for `config`: a bridge that runs
+    /// a script (the Python stage) reads its topics, group and schemas from the script its
+    /// config names. A plugin whose spec is fixed, or one built before specs could depend on
+    /// the config, declares the same spec for every config.
+    pub fn load_with_config(path: &Path, config: &serde_json::Value) -> Result<Plugin, LoadError> {
         let path = path.to_path_buf();
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => {}
@@ -140,7 +148,16 @@ impl Plugin {
                 expected: PLUGIN_API_VERSION,
             });
         }
-        let spec_json = into_result(module.spec_json()()).map_err(|e| LoadError::BadSpec {
+        let spec_for_config =
+            library::spec_for_config(&path).map_err(|refusal| LoadError::Refused {
+                path: path.clone(),
+                reason: describe(refusal),
+            })?;
+        let declared = match spec_for_config {
+            Some(spec_for_config) => spec_for_config(RStr::from_str(&config.to_string())),
+            None => module.spec_json()(),
+        };
+        let spec_json = into_result(declared).map_err(|e| LoadError::BadSpec {
             path: path.clone(),
             reason: format!("describing the stage failed: {e}"),
         })?;

@@ -125,8 +125,14 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
         ))
     })?;
     let new_plugin = std::path::absolute(&args.plugin).unwrap_or(args.plugin.clone());
-    let live_spec = inspect(exe, &def.plugin)?;
-    let new_spec = inspect(exe, &new_plugin)?;
+    let config = match &args.config_json {
+        Some(json) => {
+            serde_json::from_str(json).map_err(|e| usage(format!("--config-json: {e}")))?
+        }
+        None => def.config.clone(),
+    };
+    let live_spec = inspect(exe, &def.plugin, &def.config)?;
+    let new_spec = inspect(exe, &new_plugin, &config)?;
     if live_spec.kind == StageKind::Source || new_spec.kind == StageKind::Source {
         return Err(usage(format!(
             "stage {} is a source: a canary compares outputs of the same input, and a source has no input; swap it instead",
@@ -147,12 +153,6 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
         .clone()
         .or(live_spec.group_id.clone())
         .ok_or_else(|| usage(format!("stage {} has no consumer group", args.stage)))?;
-    let config = match &args.config_json {
-        Some(json) => {
-            serde_json::from_str(json).map_err(|e| usage(format!("--config-json: {e}")))?
-        }
-        None => def.config.clone(),
-    };
     let shadow = Shadow {
         topic: format!("{output}.canary"),
         group: format!("{group}.canary"),
@@ -894,10 +894,15 @@ fn live_p99(pipeline: &Pipeline, stage: &str) -> Option<f64> {
     percentile_ms(&merged, 0.99)
 }
 
-/// Loads a library in a child process (`stage-host inspect --json`) and returns its spec.
-fn inspect(exe: &Path, plugin: &Path) -> Result<StageSpec, PipelineError> {
+/// Loads a library in a child process (`stage-host inspect --json`) and returns its spec for
+/// `config`.
+fn inspect(
+    exe: &Path,
+    plugin: &Path,
+    config: &serde_json::Value,
+) -> Result<StageSpec, PipelineError> {
     let output = Command::new(exe)
-        .args(["inspect", "--json"])
+        .args(["inspect", "--json", "--config-json", &config.to_string()])
         .arg(plugin)
         .output()
         .map_err(|e| PipelineError::Io(format!("cannot run {}: {e}", exe.display())))?;

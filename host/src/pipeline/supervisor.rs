@@ -278,12 +278,12 @@ impl Supervisor {
     fn preflight(&mut self) -> Result<(), PipelineError> {
         let mut declared = Vec::new();
         for def in self.stages.clone() {
-            let spec = self
-                .inspect(&def.plugin)
-                .map_err(|e| PipelineError::StartFailed {
-                    reason: format!("stage {}: {e}", def.name),
-                    code: crate::error::exit_code::BAD_PLUGIN,
-                })?;
+            let spec =
+                self.inspect(&def.plugin, &def.config)
+                    .map_err(|e| PipelineError::StartFailed {
+                        reason: format!("stage {}: {e}", def.name),
+                        code: crate::error::exit_code::BAD_PLUGIN,
+                    })?;
             let input = def.input_topic.clone().or(spec.input_topic);
             let output = Some(def.output_topic.clone().unwrap_or(spec.output_topic.name));
             declared.push((def.name.clone(), input, output));

@@ -215,7 +215,7 @@ impl Supervisor {
     /// Loads and dry-runs the new library in separate processes, so the supervisor never
     /// maps a plugin. Returns `inspect --json`'s output.
     fn check_library(&mut self, index: usize, new: &StageDef) -> Result<StageSpec, String> {
-        let spec = self.inspect(&new.plugin)?;
+        let spec = self.inspect(&new.plugin, &new.config)?;
         let running_kind = self
             .procs
             .iter()
@@ -242,10 +242,16 @@ impl Supervisor {
 
     /// Loads `plugin` in a child process (`stage-host inspect --json`, which also applies the
     /// file checks), so the supervisor never maps a plugin, and returns what it declares.
-    pub(super) fn inspect(&mut self, plugin: &std::path::Path) -> Result<StageSpec, String> {
+    pub(super) fn inspect(
+        &mut self,
+        plugin: &std::path::Path,
+        config: &serde_json::Value,
+    ) -> Result<StageSpec, String> {
         let args = vec![
             "inspect".to_string(),
             "--json".to_string(),
+            "--config-json".to_string(),
+            config.to_string(),
             plugin.display().to_string(),
         ];
         let inspected = self.run_check(&args)?;

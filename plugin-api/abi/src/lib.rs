@@ -258,6 +258,38 @@ pub type NewStage = extern "C" fn(config_json: RStr<'_>) -> RResult<StageBox, RS
 /// The shape of [`PluginModule::new_source`]: constructs a source from its configuration.
 pub type NewSource = extern "C" fn(config_json: RStr<'_>) -> RResult<SourceBox, RString>;
 
+/// The shape of a plugin's optional [`SPEC_FOR_CONFIG_SYMBOL`]: its [`StageSpec`] (JSON) for a
+/// configuration (JSON). A bridge that runs a script (the Python stage) reads its topics,
+/// group and schemas from the script its config names, so its spec depends on the config.
+pub type SpecForConfig = extern "C" fn(config_json: RStr<'_>) -> RResult<RString, RString>;
+
+/// The symbol of a plugin's optional [`SpecForConfig`] function, exported with
+/// [`export_spec_for_config!`](crate::export_spec_for_config).
+///
+/// It is a symbol of its own rather than a field of [`PluginModule`] because abi_stable
+/// refuses a library whose root module has fewer fields than the loader's (its layout check
+/// accepts only a library newer than the loader): a field appended there would make this host
+/// refuse every plugin built before it. A plugin without the symbol declares the same spec
+/// for every config, [`PluginModule::spec_json`]. The version suffix is part of the name, so a
+/// change of its signature is a new symbol.
+pub const SPEC_FOR_CONFIG_SYMBOL: &str = "stage_plugin_spec_for_config_v1";
+
+/// Exports `$function` (a [`SpecForConfig`]) under [`SPEC_FOR_CONFIG_SYMBOL`]. The name is a
+/// literal (attributes take no constants); a test checks it against the constant.
+#[macro_export]
+macro_rules! export_spec_for_config {
+    ($function:path) => {
+        #[doc(hidden)]
+        #[no_mangle]
+        pub extern "C" fn stage_plugin_spec_for_config_v1(
+            config_json: $crate::std_types::RStr<'_>,
+        ) -> $crate::std_types::RResult<$crate::std_types::RString, $crate::std_types::RString> {
+            let function: $crate::SpecForConfig = $function;
+            function(config_json)
+        }
+    };
+}
+
 /// Host side: opening a plugin library.
 ///
 /// The only abi_stable calls the host makes. What abi_stable reports is returned as a
@@ -286,6 +318,25 @@ pub mod library {
         Layout,
         /// Anything else abi_stable reported; its message.
         Other(String),
+    }
+
+    /// The library's optional [`SpecForConfig`](crate::SpecForConfig) function
+    /// ([`SPEC_FOR_CONFIG_SYMBOL`](crate::SPEC_FOR_CONFIG_SYMBOL)), `None` when it exports
+    /// none. Call after [`open`] has checked the library: the function's types are the ones
+    /// that check covered (abi_stable's `RStr`, `RResult`, `RString`).
+    pub fn spec_for_config(path: &Path) -> Result<Option<crate::SpecForConfig>, Refusal> {
+        let library = abi_stable::library::RawLibrary::load_at(path).map_err(refusal)?;
+        let mut name = crate::SPEC_FOR_CONFIG_SYMBOL.as_bytes().to_vec();
+        name.push(0);
+        // SAFETY: the symbol, when present, is the `extern "C"` function
+        // `export_spec_for_config!` declares with exactly this type.
+        let function = unsafe { library.get::<crate::SpecForConfig>(&name) }
+            .ok()
+            .map(|symbol| *symbol);
+        // The library stays mapped for the life of the process, as `open` keeps it; this
+        // handle only adds a reference, and dropping it would not unmap the library.
+        std::mem::forget(library);
+        Ok(function)
     }
 
     /// Opens the library at `path`, checks abi_stable's version and type-layout metadata, and
@@ -420,6 +471,19 @@ mod tests {
         );
         assert_eq!(name, "stage_plugin");
         assert_eq!(version.to_string(), env!("CARGO_PKG_VERSION"));
+    }
+
+    // A plugin that exports the function under the constant's name.
+    extern "C" fn fixed(_config: RStr<'_>) -> RResult<RString, RString> {
+        RResult::ROk("{}".into())
+    }
+    export_spec_for_config!(fixed);
+
+    #[test]
+    fn spec_for_config_is_exported_under_the_constants_name() {
+        assert_eq!(SPEC_FOR_CONFIG_SYMBOL, "stage_plugin_spec_for_config_v1");
+        let call: SpecForConfig = stage_plugin_spec_for_config_v1;
+        assert_eq!(call(RStr::from_str("{}")).unwrap().as_str(), "{}");
     }
 
     #[test]
