@@ -281,6 +281,9 @@ macro_rules! export_spec_for_config {
     ($function:path) => {
         #[doc(hidden)]
         #[no_mangle]
+        // Reached by name through the dynamic loader, not by a Rust path, so a plugin that
+        // expands this macro outside its crate root (or in a test module) is not warned.
+        #[allow(unreachable_pub)]
         pub extern "C" fn stage_plugin_spec_for_config_v1(
             config_json: $crate::std_types::RStr<'_>,
         ) -> $crate::std_types::RResult<$crate::std_types::RString, $crate::std_types::RString> {
