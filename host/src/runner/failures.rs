@@ -43,6 +43,18 @@ pub enum Route {
     DeadLetter,
 }
 
+/// The batch's outcomes in the order its records were consumed: `false` at each failure's
+/// `consumed_index`.
+fn outcomes_in_record_order(consumed: usize, failed: &[FailedRecord]) -> Vec<bool> {
+    let mut outcomes = vec![true; consumed];
+    for failure in failed {
+        if let Some(outcome) = outcomes.get_mut(failure.consumed_index) {
+            *outcome = false;
+        }
+    }
+    outcomes
+}
+
 impl FailureRouter {
     /// A router with an empty breaker window.
     pub fn new(settings: RouterSettings) -> FailureRouter {
@@ -57,7 +69,10 @@ impl FailureRouter {
         if let (ErrorPolicy::Fail, Some(first)) = (self.settings.policy, failed.first()) {
             return Err(RunError::RecordFailed(self.describe(first)));
         }
-        if let Some(ratio) = self.breaker.record(consumed - failed.len(), failed.len()) {
+        if let Some(ratio) = self
+            .breaker
+            .record(outcomes_in_record_order(consumed, failed))
+        {
             return Err(RunError::CircuitOpen(format!(
                 "{:.0}% of the last {} records failed (limit {:.0}%); last: {}",
                 ratio * 100.0,
@@ -173,6 +188,23 @@ mod tests {
         let all: Vec<FailedRecord> = (0..10).map(|i| failure(i, i as i64)).collect();
         let err = skip.route(10, &all).unwrap_err();
         assert!(matches!(err, RunError::CircuitOpen(_)), "{err}");
+    }
+
+    #[test]
+    fn every_eighth_record_failing_in_default_batches_does_not_trip_the_default_breaker() {
+        // 12.5% bad records, batches of 1,000 (larger than the window of 200): the window
+        // sees them as they came, 25 of every 200, not as 125 failures in a row.
+        let mut router = FailureRouter::new(RouterSettings {
+            failure_window: 200,
+            ..settings(ErrorPolicy::Skip)
+        });
+        for batch in 0..20 {
+            let failed: Vec<FailedRecord> = (0..1000)
+                .filter(|i| i % 8 == 7)
+                .map(|i| failure(i, (batch * 1000 + i) as i64))
+                .collect();
+            assert_eq!(router.route(1000, &failed).unwrap(), Route::Skip);
+        }
     }
 
     #[test]
