@@ -17,7 +17,7 @@ use lag::ConsumerLag;
 use metrics::StageMetrics;
 
 use plugin_host::StageKind;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Everything a stage process observes about itself.
 #[derive(Debug)]
@@ -40,8 +40,16 @@ impl Observer {
         }
     }
 
-    /// New lags of `topic`'s assigned partitions, from a statistics callback.
-    pub fn update_lag(&self, topic: &str, lags: BTreeMap<i32, u64>) {
+    /// New lags of `topic`'s partitions, from a statistics callback; only the partitions the
+    /// process `held` at that moment keep a lag.
+    ///
+    /// Why filter what librdkafka calls its assignment: a statistics document is made on
+    /// librdkafka's thread and served later by the poll, so one made before a revocation can
+    /// arrive after it and bring the revoked partitions' lag back, where it would stay as a
+    /// lag no one is working off. The process's own record of what it holds is changed in the
+    /// rebalance callback, on the thread that serves the document.
+    pub fn update_lag(&self, topic: &str, mut lags: BTreeMap<i32, u64>, held: &BTreeSet<i32>) {
+        lags.retain(|partition, _| held.contains(partition));
         self.metrics.set_lag(topic, &lags);
         self.lag.replace(lags);
     }
@@ -50,5 +58,41 @@ impl Observer {
     pub fn forget_lag(&self, topic: &str, partitions: &[i32]) {
         self.lag.forget(partitions);
         self.metrics.set_lag(topic, &self.lag.snapshot());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lag_series(observer: &Observer) -> Vec<String> {
+        observer
+            .metrics
+            .encode()
+            .lines()
+            .filter(|line| line.starts_with("stage_host_consumer_lag{"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn only_held_partitions_keep_a_lag_across_a_revocation() {
+        let observer = Observer::new(StageKind::Stage, "two", "1.0");
+        let all = BTreeMap::from([(0, 4), (1, 3), (2, 0), (3, 0)]);
+        observer.update_lag("in", all.clone(), &BTreeSet::from([0, 1, 2, 3]));
+        assert_eq!(lag_series(&observer).len(), 4);
+
+        // Partitions 0 and 1 are revoked; a document made before that is served after it.
+        observer.forget_lag("in", &[0, 1]);
+        observer.update_lag("in", all, &BTreeSet::from([2, 3]));
+        let series = lag_series(&observer);
+        assert_eq!(series.len(), 2, "{series:?}");
+        assert!(
+            series
+                .iter()
+                .all(|s| s.contains("partition=\"2\"") || s.contains("partition=\"3\"")),
+            "{series:?}"
+        );
+        assert_eq!(observer.lag.total(), Some(0));
     }
 }

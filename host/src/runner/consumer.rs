@@ -60,7 +60,10 @@ impl ClientContext for StageConsumerContext {
 
     fn stats_raw(&self, statistics: &[u8]) {
         match lag::parse_statistics(statistics, &self.input_topic) {
-            Ok(lags) => self.observer.update_lag(&self.input_topic, lags),
+            Ok(lags) => {
+                let held = self.handover.ledger().held().keys().copied().collect();
+                self.observer.update_lag(&self.input_topic, lags, &held);
+            }
             Err(e) => tracing::debug!(error = %e, "unreadable librdkafka statistics"),
         }
     }
