@@ -143,6 +143,40 @@ fn three_stages_run_through_the_supervisor_and_stop_cleanly_on_sigterm() {
 }
 
 #[test]
+fn a_stage_config_the_plugin_refuses_stops_the_start_before_the_source_runs() {
+    if !cluster_available() {
+        return;
+    }
+    let n = Names::new("pipe_badcfg");
+    // Stage two's `ppm` is a number; the library loads, but the plugin refuses this config
+    // when it is constructed.
+    let text = pipeline_file(&n, "{ records = 100, rate_per_second = 100 }", 1, false).replace(
+        &format!("group_id = \"{}\"\n", n.group_two),
+        &format!(
+            "group_id = \"{}\"\nconfig = {{ ppm = \"lots\" }}\n",
+            n.group_two
+        ),
+    );
+    let mut run = PipelineRun::start(&text);
+    let code = run.wait(Duration::from_secs(120));
+    let log = run.log_text();
+    assert_ne!(code, 0, "{log}");
+    assert!(
+        log.contains("stage two"),
+        "the refusal names the stage: {log}"
+    );
+    assert!(
+        log.contains("could not be constructed"),
+        "the refusal says why: {log}"
+    );
+    // The source creates its output topic when it starts: it never did.
+    assert!(
+        !topic_exists(&n.one),
+        "the source started before the pipeline's stages were checked"
+    );
+}
+
+#[test]
 fn a_killed_stage_process_is_restarted_and_no_record_is_lost() {
     if !cluster_available() {
         return;

@@ -272,9 +272,11 @@ impl Supervisor {
     }
 
     /// Before any process starts: every stage's library loads (checked in a child process by
-    /// `stage-host inspect`, which also applies the file checks), and, with the topics the
-    /// plugins declare filled in, the stages form no cycle. A pipeline whose third stage cannot
-    /// start must not have started its source first.
+    /// `stage-host inspect`, which also applies the file checks), every stage is constructed
+    /// with its config and its output schemas checked against the registry (`stage-host
+    /// --dry-run` with the arguments it will run with), and, with the topics the plugins
+    /// declare filled in, the stages form no cycle. A pipeline whose third stage cannot start
+    /// must not have started its source first.
     fn preflight(&mut self) -> Result<(), PipelineError> {
         let mut declared = Vec::new();
         for def in self.stages.clone() {
@@ -284,6 +286,15 @@ impl Supervisor {
                         reason: format!("stage {}: {e}", def.name),
                         code: crate::error::exit_code::BAD_PLUGIN,
                     })?;
+            let mut dry_run = def.stage_host_args();
+            dry_run.push("--dry-run".into());
+            self.run_check_with_code(&dry_run)
+                .map_err(|(e, code)| PipelineError::StartFailed {
+                    reason: format!("stage {}: {e}", def.name),
+                    code: code
+                        .filter(|&code| code != 0)
+                        .unwrap_or(crate::error::exit_code::RUN_FAILED),
+                })?;
             let input = def.input_topic.clone().or(spec.input_topic);
             let output = Some(def.output_topic.clone().unwrap_or(spec.output_topic.name));
             declared.push((def.name.clone(), input, output));

@@ -261,6 +261,16 @@ impl Supervisor {
 
     /// Runs `stage-host <args>`, pumping events meanwhile; its stdout, or its last error line.
     pub(super) fn run_check(&mut self, args: &[String]) -> Result<String, String> {
+        self.run_check_with_code(args)
+            .map_err(|(message, _code)| message)
+    }
+
+    /// [`Self::run_check`], with the check's exit code on failure (`None` when it did not
+    /// exit by itself: it timed out, could not start, or was killed by a signal).
+    pub(super) fn run_check_with_code(
+        &mut self,
+        args: &[String],
+    ) -> Result<String, (String, Option<i32>)> {
         let mut child = Command::new(&self.exe)
             .args(args)
             .env("STAGE_HOST_LOG_FORMAT", "text")
@@ -268,7 +278,7 @@ impl Supervisor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.exe.display()))?;
+            .map_err(|e| (format!("cannot run {}: {e}", self.exe.display()), None))?;
         let deadline = Instant::now() + CHECK_TIMEOUT;
         let status = loop {
             match child.try_wait() {
@@ -277,13 +287,13 @@ impl Supervisor {
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("`stage-host {}` timed out", args.join(" ")));
+                    return Err((format!("`stage-host {}` timed out", args.join(" ")), None));
                 }
             }
         };
         let output = child
             .wait_with_output()
-            .map_err(|e| format!("reading the check's output: {e}"))?;
+            .map_err(|e| (format!("reading the check's output: {e}"), None))?;
         if status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
@@ -293,11 +303,14 @@ impl Supervisor {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no output");
-        Err(format!(
-            "`stage-host {}` failed ({}): {}",
-            args.first().map(String::as_str).unwrap_or(""),
-            super::supervisor::describe(status),
-            last.trim()
+        Err((
+            format!(
+                "`stage-host {}` failed ({}): {}",
+                args.first().map(String::as_str).unwrap_or(""),
+                super::supervisor::describe(status),
+                last.trim()
+            ),
+            status.code(),
         ))
     }
 

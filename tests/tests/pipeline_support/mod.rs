@@ -365,6 +365,17 @@ fn reader() -> BaseConsumer {
         .expect("consumer")
 }
 
+/// Whether `topic` exists now, by the broker's metadata (no waiting for it to appear).
+pub fn topic_exists(topic: &str) -> bool {
+    let metadata = reader()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+}
+
 fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
