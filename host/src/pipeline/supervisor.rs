@@ -470,7 +470,7 @@ impl Supervisor {
         let mut stages = self.stages.clone();
         stages[stage] = def.clone();
         let base = self.pipeline.metrics.stage_base(&stages, stage)?;
-        let ports = MetricsPorts::replica_ports(base, def, replica);
+        let ports = MetricsPorts::replica_ports(base, replica);
         let taken = |port: u16| self.procs.iter().any(|p| p.metrics_port == Some(port));
         let port = ports.into_iter().find(|&port| !taken(port));
         if port.is_none() {
