@@ -311,6 +311,8 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
             stage: args.stage.clone(),
             plugin: new_plugin,
             config: args.config_json.as_ref().map(|_| config),
+            // A canary runs only for stages with an input, never for a source.
+            restart_source: false,
         };
         let socket = pipeline.socket_path();
         let answer =

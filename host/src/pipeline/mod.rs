@@ -64,6 +64,11 @@ pub enum PipelineCommand {
         /// A new stage config (JSON) for the new library; default: the current one.
         #[arg(long)]
         config_json: Option<String>,
+        /// Swap a source that cannot resume (keeps no checkpoint) anyway: the new version
+        /// starts from its beginning and sends its records again. Without it such a swap is
+        /// refused; a source that resumes goes on where the old version stopped.
+        #[arg(long)]
+        restart_source: bool,
     },
     /// Run a new version of a stage beside the live one on the same input, compare their
     /// outputs input by input, and report; with `--promote`, swap to it when it passes.
@@ -72,6 +77,9 @@ pub enum PipelineCommand {
     Reload {
         /// The pipeline file.
         file: PathBuf,
+        /// As `swap --restart-source`, for a source whose definition changed.
+        #[arg(long)]
+        restart_source: bool,
     },
     /// Stop a running pipeline, source first (as SIGTERM).
     Stop {
@@ -161,6 +169,7 @@ pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
             plugin,
             file,
             config_json,
+            restart_source,
         } => {
             let config = config_json
                 .as_deref()
@@ -172,6 +181,7 @@ pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
                 stage: stage.clone(),
                 plugin,
                 config,
+                restart_source: *restart_source,
             };
             report(ask(file, &request)?)
         }
@@ -183,7 +193,15 @@ pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
                 .map_err(|e| PipelineError::Io(format!("finding stage-host: {e}")))?;
             canary::run(args, &exe)
         }
-        PipelineCommand::Reload { file } => report(ask(file, &Request::Reload)?),
+        PipelineCommand::Reload {
+            file,
+            restart_source,
+        } => report(ask(
+            file,
+            &Request::Reload {
+                restart_source: *restart_source,
+            },
+        )?),
         PipelineCommand::Stop { file } => report(ask(file, &Request::Stop)?),
     }
 }

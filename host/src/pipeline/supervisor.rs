@@ -335,7 +335,7 @@ impl Supervisor {
     fn serve(&mut self) {
         while !self.stop_requested() {
             if self.reload.swap(false, Ordering::Relaxed) {
-                let outcome = self.reload();
+                let outcome = self.reload(false);
                 tracing::info!(outcome = %outcome.to_json(), "reload (SIGHUP)");
             }
             if let Some(envelope) = self.deferred.pop_front() {
@@ -345,8 +345,11 @@ impl Supervisor {
                         stage,
                         plugin,
                         config,
-                    } => self.swap_request(&stage, plugin, config).to_json(),
-                    Request::Reload => self.reload().to_json(),
+                        restart_source,
+                    } => self
+                        .swap_request(&stage, plugin, config, restart_source)
+                        .to_json(),
+                    Request::Reload { restart_source } => self.reload(restart_source).to_json(),
                     Request::Stop => {
                         self.stop.store(true, Ordering::Relaxed);
                         stopping()
