@@ -30,6 +30,8 @@ use std::time::Duration;
 
 /// `stage-host pipeline ...`
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the canary's many flags cost nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum PipelineCommand {
     /// Start the stages of a pipeline file in order and supervise them until SIGINT/SIGTERM.
     Run {
