@@ -201,6 +201,23 @@ fn sigkill_of_the_supervisor_leaves_no_orphan() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // The killed supervisor left its control socket behind: `status` says the pipeline is
+    // not running, not what connecting to the socket answered.
+    let status = Command::new(stage_host())
+        .args(["pipeline", "status"])
+        .arg(&run.file)
+        .output()
+        .expect("run stage-host pipeline status");
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert_eq!(status.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the pipeline is not running: its supervisor is gone and left a stale control socket"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Connection refused"), "{stderr}");
 }
 
 /// A source swap is a hand-over: the new process resumes from the old one's checkpoint

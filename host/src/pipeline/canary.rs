@@ -373,11 +373,8 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
             restart_source: false,
         };
         let socket = pipeline.socket_path();
-        let answer =
-            control::request(&socket, &request).map_err(|e| PipelineError::NotRunning {
-                socket,
-                reason: e.to_string(),
-            })?;
+        let answer = control::request(&socket, &request)
+            .map_err(|e| PipelineError::not_running(socket, &e))?;
         return super::report(answer);
     }
     Ok(())
