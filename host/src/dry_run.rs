@@ -12,7 +12,13 @@ use serde_json::{json, Value};
 
 /// Checks the output schemas of `spec` against the registry and prints one JSON line with
 /// the outcome. An incompatible schema is the registry's refusal (exit 5), as in a real run.
-pub fn check_and_report(conn: &Connection, spec: &StageSpec) -> Result<(), HostError> {
+/// A source's line says whether it `resumes` (keeps checkpoints): a swap hands a source over
+/// only when the old and the new version both do.
+pub fn check_and_report(
+    conn: &Connection,
+    spec: &StageSpec,
+    resumes: Option<bool>,
+) -> Result<(), HostError> {
     let registry = conn.registry()?;
     let mut schemas = vec![check_subject(
         &registry,
@@ -30,7 +36,7 @@ pub fn check_and_report(conn: &Connection, spec: &StageSpec) -> Result<(), HostE
         StageKind::Stage => "stage",
         StageKind::Source => "source",
     };
-    let report = json!({
+    let mut report = json!({
         "ok": true,
         "stage": spec.name,
         "version": spec.version,
@@ -39,6 +45,9 @@ pub fn check_and_report(conn: &Connection, spec: &StageSpec) -> Result<(), HostE
         "output_topic": spec.output_topic.name,
         "schemas": schemas,
     });
+    if let Some(resumes) = resumes {
+        report["resumes"] = resumes.into();
+    }
     println!("{report}");
     tracing::info!(stage = %spec.name, version = %spec.version, "dry run passed");
     Ok(())

@@ -76,7 +76,7 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
     }
 
     if args.dry_run {
-        crate::dry_run::check_and_report(conn, &spec)?;
+        crate::dry_run::check_and_report(conn, &spec, constructed.resumes())?;
         return Ok(Counters::default());
     }
 
@@ -354,6 +354,17 @@ impl Constructed {
         match self {
             Constructed::Stage(Err(e)) => Some(e.0.clone()),
             Constructed::Source(Err(e)) => Some(e.0.clone()),
+            _ => None,
+        }
+    }
+
+    /// For a source, whether it keeps checkpoints and so resumes where a predecessor stopped
+    /// (the rule of [`source_checkpoints`]); `None` for a stage, which resumes from its group.
+    fn resumes(&self) -> Option<bool> {
+        match self {
+            Constructed::Source(Ok(instance)) => {
+                Some(instance.checkpoint().is_ok_and(|c| c.is_some()))
+            }
             _ => None,
         }
     }

@@ -1,7 +1,8 @@
 //! `pipeline canary` on a running pipeline: a copy of stage two (same code) passes with every
 //! compared input identical; a version that computes a wrong `ppm` for one post in ten fails
 //! with the differences shown; the live pipeline meanwhile loses and duplicates nothing; and
-//! `--promote` ends a passing canary in a swap.
+//! `--promote` ends a passing canary in a swap, after which a canary's live side is the
+//! swapped-in library.
 
 mod pipeline_support;
 
@@ -209,6 +210,17 @@ fn a_passing_canary_with_promote_ends_in_a_swap() {
         .find(|s| s["name"] == "two")
         .unwrap();
     assert_eq!(stage["plugin"].as_str(), Some(next.as_str()));
+    // A later canary compares against what serves now, the swapped-in library, not the
+    // file's. `--secs` alone bounds it by time; whether it passes depends on the input left.
+    let again = deploy(&plugin("stage-two"), run.dir(), "libstage_two-again.so");
+    let report = text(&canary(&run, &["two", &again, "--secs", "2"]));
+    eprintln!("{report}");
+    assert!(
+        report.contains(&format!(
+            "canary of stage two: {again} (new) against {next} (live)"
+        )),
+        "{report}"
+    );
     let counts = post_counts(&format!("{base}_two"), records as usize);
     assert_eq!(
         counts.len(),

@@ -333,7 +333,8 @@ fn the_watch_view_shows_throughput_and_lag_per_stage() {
         format!("{base}_two"),
         format!("{base}_g2"),
     );
-    let port = free_block(4);
+    // Two stages' metrics blocks of 32 ports each.
+    let port = free_block(64);
     let run = PipelineRun::start(&format!(
         r#"
 [pipeline]
@@ -369,7 +370,7 @@ args = ["-X", "session.timeout.ms=6000"]
         1.0
     );
     assert!(value_of(&source, "stage_host_records_out_total") > 0.0);
-    let two = scrape(&format!("127.0.0.1:{}", port + 2)).expect("stage two serves metrics");
+    let two = scrape(&format!("127.0.0.1:{}", port + 32)).expect("stage two serves metrics");
     assert_eq!(
         sample_value(&two, "stage_host_plugin_info", &[("stage", "stage-two")]),
         1.0

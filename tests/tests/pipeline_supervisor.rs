@@ -235,6 +235,118 @@ fn sigkill_of_the_supervisor_leaves_no_orphan() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // The killed supervisor left its control socket behind: `status` says the pipeline is
+    // not running, not what connecting to the socket answered.
+    let status = Command::new(stage_host())
+        .args(["pipeline", "status"])
+        .arg(&run.file)
+        .output()
+        .expect("run stage-host pipeline status");
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert_eq!(status.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the pipeline is not running: its supervisor is gone and left a stale control socket"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Connection refused"), "{stderr}");
+}
+
+/// A source swap is a hand-over: the new process resumes from the old one's checkpoint
+/// (checkpoints are keyed by the pipeline, stage and replica, so the pipeline has a name of its
+/// own), and the output holds every record of the source once.
+#[test]
+fn swapping_a_source_that_resumes_sends_no_record_twice() {
+    if !cluster_available() {
+        return;
+    }
+    let n = Names::new("pipe_swap_source");
+    // 30 s of input: the source still produces when the swap is done on a loaded machine.
+    let records = 9000;
+    let file = pipeline_file(
+        &n,
+        &format!("{{ records = {records}, rate_per_second = 300, resume = true }}"),
+        1,
+        false,
+    )
+    .replacen(
+        "name = \"test\"",
+        &format!("name = \"{}\"", unique("swap_source")),
+        1,
+    );
+    let run = PipelineRun::start(&file);
+    run.wait_running(Duration::from_secs(90));
+    let before = run.wait_status("the source producing", Duration::from_secs(60), |s| {
+        counter(s, "one", "records_out") > 300
+    });
+    let v2 = deploy_copy(&plugin("stage-one"), run.dir(), "libstage_one-v2.so");
+    let (code, answer) = run.swap("one", &v2, None);
+    assert_eq!(code, 0, "swap failed: {answer}\n{}", run.log_text());
+    assert_eq!(answer["ok"], true);
+    let after = run.status().expect("status");
+    assert_ne!(
+        pids(&after, "one"),
+        pids(&before, "one"),
+        "a new source process"
+    );
+    assert_eq!(after["stages"][0]["plugin"], v2.display().to_string());
+
+    let out = read_scored(&n.two, records as usize, Duration::from_secs(120));
+    assert_eq!(
+        missing(&out, 0, records),
+        Vec::<String>::new(),
+        "records lost"
+    );
+    assert_eq!(
+        duplicates(&out),
+        Vec::<String>::new(),
+        "records the new source sent again"
+    );
+    assert_eq!(out.len(), records as usize, "each source record once");
+}
+
+/// A source that keeps no checkpoint (the example source without `resume`) cannot resume, so
+/// a swap would send every record again: refused in one line, the old process serving on,
+/// unless `--restart-source` asks for exactly that.
+#[test]
+fn swapping_a_source_that_cannot_resume_is_refused_unless_restart_source() {
+    if !cluster_available() {
+        return;
+    }
+    let n = Names::new("pipe_swap_norestart");
+    let run = PipelineRun::start(&pipeline_file(
+        &n,
+        "{ records = 0, rate_per_second = 100 }",
+        1,
+        false,
+    ));
+    let before = run.wait_running(Duration::from_secs(90));
+    let v2 = deploy_copy(&plugin("stage-one"), run.dir(), "libstage_one-v2.so");
+    let (code, answer) = run.swap("one", &v2, None);
+    assert_ne!(code, 0, "{answer}");
+    assert_eq!(answer["ok"], false, "{answer}");
+    let reason = answer["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("stage one is a source that cannot resume across a swap: its running version keeps no checkpoint")
+            && reason.ends_with("give --restart-source to swap anyway")
+            && !reason.contains('\n'),
+        "{answer}"
+    );
+    let status = run.status().expect("status");
+    assert_eq!(
+        pids(&status, "one"),
+        pids(&before, "one"),
+        "the old source serves on"
+    );
+    assert_ne!(status["stages"][0]["plugin"], v2.display().to_string());
+
+    let (code, answer) = run.swap_with("one", &v2, None, &["--restart-source"]);
+    assert_eq!(code, 0, "swap failed: {answer}\n{}", run.log_text());
+    assert_eq!(answer["ok"], true);
+    let status = run.status().expect("status");
+    assert_eq!(status["stages"][0]["plugin"], v2.display().to_string());
 }
 
 #[test]

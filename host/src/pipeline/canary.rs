@@ -15,7 +15,8 @@
 
 use super::canary_compare::{Comparison, Outputs, Position};
 use super::control::{self, Request};
-use super::file::Pipeline;
+use super::file::{Pipeline, StageDef};
+use super::snapshot::StageSnapshot;
 use super::PipelineError;
 use crate::client_events::EventsContext;
 use crate::settings::Connection;
@@ -35,6 +36,12 @@ use std::time::{Duration, Instant};
 /// Differences shown in the report.
 const EXAMPLES: usize = 5;
 
+/// Input records compared when neither `--records` nor `--secs` is given.
+const DEFAULT_RECORDS: u64 = 1000;
+
+/// The longest a canary runs unless `--secs` says otherwise.
+const DEFAULT_SECS: u64 = 120;
+
 /// `pipeline canary` arguments.
 #[derive(Debug, Args)]
 pub struct CanaryArgs {
@@ -48,13 +55,14 @@ pub struct CanaryArgs {
     /// The new library's stage config (JSON); default: the live one's.
     #[arg(long)]
     pub config_json: Option<String>,
-    /// Compare this many input records (the shadow stops once it read them).
-    #[arg(long, default_value = "1000", value_name = "N")]
-    pub records: u64,
+    /// Compare this many input records (the shadow stops once it read them); 1000 unless
+    /// `--secs` is given alone.
+    #[arg(long, value_name = "N")]
+    pub records: Option<u64>,
     /// Compare what arrives within this many seconds instead (and at most this long with
-    /// `--records`).
-    #[arg(long, default_value = "120", value_name = "SECONDS")]
-    pub secs: u64,
+    /// `--records`; default 120).
+    #[arg(long, value_name = "SECONDS")]
+    pub secs: Option<u64>,
     /// Largest share of compared inputs whose outputs may differ (or exist on one side only).
     #[arg(long, default_value = "0", value_name = "RATIO")]
     pub max_diff_ratio: f64,
@@ -100,6 +108,54 @@ pub struct Report {
     verdict: String,
 }
 
+/// When the shadow stops: once it read `records` input records, if given, and at the latest
+/// after `secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StopRule {
+    records: Option<u64>,
+    secs: u64,
+}
+
+impl StopRule {
+    /// `--secs` alone runs for that long; otherwise the shadow reads `--records` (default
+    /// 1000), for at most `--secs` (default 120).
+    fn of(records: Option<u64>, secs: Option<u64>) -> StopRule {
+        match (records, secs) {
+            (None, Some(secs)) => StopRule {
+                records: None,
+                secs,
+            },
+            (records, secs) => StopRule {
+                records: Some(records.unwrap_or(DEFAULT_RECORDS)),
+                secs: secs.unwrap_or(DEFAULT_SECS),
+            },
+        }
+    }
+
+    /// Whether the shadow has read enough, having read `records_in`.
+    fn enough(&self, records_in: u64) -> bool {
+        self.records.is_some_and(|records| records_in >= records)
+    }
+}
+
+/// The stage as it serves now: a swap changes the library and config the supervisor runs,
+/// not the pipeline file. `serving` is the supervisor's view, `None` when it does not answer.
+fn live_definition(in_file: &StageDef, serving: Option<&StageSnapshot>) -> StageDef {
+    let mut live = in_file.clone();
+    if let Some(stage) = serving {
+        live.plugin = stage.plugin.clone();
+        live.config = stage.config.clone();
+    }
+    live
+}
+
+/// The supervisor's view of `stage`, if it answers.
+fn serving_stage(pipeline: &Pipeline, stage: &str) -> Option<StageSnapshot> {
+    let answer = control::request(&pipeline.socket_path(), &Request::Status).ok()?;
+    let snapshot: super::snapshot::Snapshot = serde_json::from_value(answer).ok()?;
+    snapshot.stage(stage).cloned()
+}
+
 /// Runs a canary; `Ok` when it passed (and, with `--promote`, the swap succeeded).
 pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
     let usage = |m: String| PipelineError::Usage(m);
@@ -114,8 +170,9 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
         }
     }
     crate::validate::connection(&args.connection).map_err(usage)?;
+    let stop = StopRule::of(args.records, args.secs);
     let pipeline = Pipeline::load(&args.file)?;
-    let def = pipeline.stage(&args.stage).ok_or_else(|| {
+    let in_file = pipeline.stage(&args.stage).ok_or_else(|| {
         let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
         usage(format!(
             "no stage {} in {} (stages: {})",
@@ -124,6 +181,7 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
             names.join(", ")
         ))
     })?;
+    let def = &live_definition(in_file, serving_stage(&pipeline, &args.stage).as_ref());
     let new_plugin = std::path::absolute(&args.plugin).unwrap_or(args.plugin.clone());
     let config = match &args.config_json {
         Some(json) => {
@@ -191,7 +249,7 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
         metrics_port,
         log.as_path(),
     )?;
-    let deadline = started + Duration::from_secs(args.secs);
+    let deadline = started + Duration::from_secs(stop.secs);
     let mut shadow_metrics = None;
     while Instant::now() < deadline {
         if let Some(status) = process.exited() {
@@ -201,7 +259,7 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
             )));
         }
         if let Some(metrics) = scrape(metrics_port) {
-            let done = metrics.records_in >= args.records;
+            let done = stop.enough(metrics.records_in);
             shadow_metrics = Some(metrics);
             if done {
                 break;
@@ -311,13 +369,12 @@ pub fn run(args: &CanaryArgs, exe: &Path) -> Result<(), PipelineError> {
             stage: args.stage.clone(),
             plugin: new_plugin,
             config: args.config_json.as_ref().map(|_| config),
+            // A canary runs only for stages with an input, never for a source.
+            restart_source: false,
         };
         let socket = pipeline.socket_path();
-        let answer =
-            control::request(&socket, &request).map_err(|e| PipelineError::NotRunning {
-                socket,
-                reason: e.to_string(),
-            })?;
+        let answer = control::request(&socket, &request)
+            .map_err(|e| PipelineError::not_running(socket, &e))?;
         return super::report(answer);
     }
     Ok(())
@@ -953,6 +1010,100 @@ fn epoch_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secs_alone_runs_for_that_long_and_records_stop_earlier() {
+        let rule = |records, secs| StopRule::of(records, secs);
+        let secs_alone = rule(None, Some(15));
+        assert_eq!(
+            secs_alone,
+            StopRule {
+                records: None,
+                secs: 15
+            }
+        );
+        assert!(
+            !secs_alone.enough(1_000_000),
+            "no record count ends a canary given only --secs"
+        );
+        assert_eq!(
+            rule(None, None),
+            StopRule {
+                records: Some(1000),
+                secs: 120
+            }
+        );
+        assert!(rule(None, None).enough(1000));
+        assert!(!rule(None, None).enough(999));
+        assert_eq!(
+            rule(Some(50), None),
+            StopRule {
+                records: Some(50),
+                secs: 120
+            }
+        );
+        assert_eq!(
+            rule(Some(50), Some(10)),
+            StopRule {
+                records: Some(50),
+                secs: 10
+            }
+        );
+    }
+
+    #[test]
+    fn the_live_side_is_what_the_supervisor_serves_after_a_swap() {
+        let file = Pipeline::parse(
+            Path::new("/p/p.toml"),
+            "[pipeline]\nname = \"p\"\n[[stage]]\nname = \"two\"\nplugin = \"libstage_two.so\"\nconfig = { ppm = 100.0 }\ngroup_id = \"g\"\n",
+        )
+        .unwrap();
+        let in_file = file.stage("two").unwrap();
+        let serving: StageSnapshot = serde_json::from_value(serde_json::json!({
+            "name": "two",
+            "plugin": "/opt/libstage_two-1.1.0.so",
+            "config": {"ppm": 150.0},
+            "replicas": 1,
+            "processes": [],
+        }))
+        .unwrap();
+        let live = live_definition(in_file, Some(&serving));
+        assert_eq!(live.plugin, PathBuf::from("/opt/libstage_two-1.1.0.so"));
+        assert_eq!(live.config, serde_json::json!({"ppm": 150.0}));
+        assert_eq!(
+            live.group_id.as_deref(),
+            Some("g"),
+            "the rest is the file's"
+        );
+        let report = Report {
+            stage: "two".into(),
+            live_plugin: live.plugin.clone(),
+            new_plugin: PathBuf::from("/opt/libstage_two-1.2.0.so"),
+            input_topic: "in".into(),
+            from: BTreeMap::new(),
+            to: BTreeMap::new(),
+            comparison: Comparison::of(&Outputs::default(), &Outputs::default(), EXAMPLES),
+            new_failures: BTreeMap::new(),
+            live_records_per_second: 0.0,
+            new_records_per_second: 0.0,
+            live_p99_ms: None,
+            new_p99_ms: None,
+            passed: true,
+            verdict: "PASS".into(),
+        };
+        assert!(
+            render(&report).starts_with(
+                "canary of stage two: /opt/libstage_two-1.2.0.so (new) against /opt/libstage_two-1.1.0.so (live)"
+            ),
+            "{}",
+            render(&report)
+        );
+        assert_eq!(
+            live_definition(in_file, None).plugin,
+            PathBuf::from("/p/libstage_two.so"),
+            "the file's when no supervisor answers"
+        );
+    }
 
     #[test]
     fn percentiles_come_from_the_first_bucket_that_holds_them() {

@@ -4,7 +4,8 @@
 //!
 //! Protocol: the client writes one JSON request line, the supervisor answers with one JSON
 //! line and closes. Requests: `{"cmd":"status"}`, `{"cmd":"swap","stage":S,"plugin":P,
-//! "config":C?}`, `{"cmd":"reload"}`, `{"cmd":"stop"}`.
+//! "config":C?,"restart_source":B?}`, `{"cmd":"reload","restart_source":B?}`,
+//! `{"cmd":"stop"}`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,9 +29,16 @@ pub enum Request {
         plugin: PathBuf,
         /// The new config; the current one when absent.
         config: Option<Value>,
+        /// Swap a source that cannot resume anyway: its new version starts from its beginning.
+        #[serde(default)]
+        restart_source: bool,
     },
     /// Re-read the pipeline file and swap every stage whose library or config changed.
-    Reload,
+    Reload {
+        /// As for `Swap`, for every source the reload swaps.
+        #[serde(default)]
+        restart_source: bool,
+    },
     /// Stop the pipeline, source first.
     Stop,
 }

@@ -34,13 +34,15 @@
 //! with `acks=all`; the stage says so at start-up). It reaches the stage as
 //! `--replication-factor`.
 //!
-//! Metrics ports: each stage has a block of `2 × replicas` ports starting at its base. Replica
-//! `r` serves on `base + r`; a process swapped in next to it (during a hot swap both run) takes
-//! `base + replicas + r` when its predecessor holds the first. So after swaps a replica may sit
-//! on either port: scrape the whole block. A stage's base is its own `metrics_port`, or else the
-//! pipeline's `metrics_port` plus twice the replicas of the stages before it (stage one with 1
-//! replica gets 9300-9301, stage two with 2 replicas 9302-9305, and so on). Without either, the
-//! stage serves no metrics.
+//! Metrics ports: each stage has a fixed block of [`METRICS_BLOCK`] ports (32) starting at its
+//! base, whatever its replica count, so scaling a stage by `reload` never moves a port or grows
+//! into the next stage's block. Replica `r` serves on `base + r`; a process swapped in next to
+//! it (during a hot swap both run) takes `base + 16 + r` when its predecessor holds the first.
+//! So after swaps a replica may sit on either port: scrape the whole block. A stage's base is
+//! its own `metrics_port`, or else the pipeline's `metrics_port` plus 32 for each stage before
+//! it (9300-9331, 9332-9363, and so on). A stage that serves metrics has at most
+//! [`METRICS_REPLICAS`] (16) replicas; more are refused when the file is read (also on reload).
+//! Without either port, the stage serves no metrics.
 
 use crate::policy::ErrorPolicy;
 use serde::Deserialize;
@@ -216,6 +218,13 @@ pub struct Pipeline {
     pub allow_cycles: bool,
 }
 
+/// The most replicas of a stage that serves metrics: its block has a first port for each and
+/// a second one for the process a swap starts beside it.
+pub const METRICS_REPLICAS: u32 = 16;
+
+/// The ports of each stage's metrics block, fixed so that no replica count moves a block.
+pub const METRICS_BLOCK: u32 = 2 * METRICS_REPLICAS;
+
 /// The pipeline-wide metrics settings: the base port of the first stage's block and the host
 /// every process listens on.
 #[derive(Debug, Clone, PartialEq)]
@@ -230,38 +239,41 @@ impl MetricsPorts {
     /// The first port of the block of stage `index` among `stages`, if it serves metrics.
     pub fn stage_base(&self, stages: &[StageDef], index: usize) -> Option<u16> {
         self.block(stages, index)
-            .and_then(|(start, _)| u16::try_from(start).ok())
+            .and_then(|start| u16::try_from(start).ok())
     }
 
-    /// The two ports of replica `replica` of `stage` (the second for a swapped-in process).
-    pub fn replica_ports(base: u16, stage: &StageDef, replica: u32) -> [u16; 2] {
+    /// The two ports of replica `replica` of a stage whose block starts at `base` (the second
+    /// for a swapped-in process). They depend on nothing else, so they never move.
+    pub fn replica_ports(base: u16, replica: u32) -> [u16; 2] {
         let first = u32::from(base) + replica;
-        let second = first + stage.replicas;
+        let second = first + METRICS_REPLICAS;
         [first, second].map(|p| u16::try_from(p).unwrap_or(u16::MAX))
     }
 
-    /// The block of stage `index`: first port and size (`2 × replicas`).
-    fn block(&self, stages: &[StageDef], index: usize) -> Option<(u32, u32)> {
-        let stage = &stages[index];
-        let size = 2 * stage.replicas;
-        let start = match (stage.metrics_port, self.base) {
-            (Some(port), _) => u32::from(port),
-            (None, Some(base)) => {
-                u32::from(base) + 2 * stages[..index].iter().map(|s| s.replicas).sum::<u32>()
-            }
-            (None, None) => return None,
-        };
-        Some((start, size))
+    /// The first port of the block of stage `index` (its size is always [`METRICS_BLOCK`]).
+    fn block(&self, stages: &[StageDef], index: usize) -> Option<u32> {
+        match (stages[index].metrics_port, self.base) {
+            (Some(port), _) => Some(u32::from(port)),
+            (None, Some(base)) => Some(u32::from(base) + METRICS_BLOCK * index as u32),
+            (None, None) => None,
+        }
     }
 
-    /// Checks that every block fits below 65536 and no two overlap.
+    /// Checks that every stage with metrics fits its block, every block fits below 65536,
+    /// and no two overlap.
     fn check(&self, stages: &[StageDef]) -> Result<(), String> {
         let mut blocks: Vec<(u32, u32, &str)> = Vec::new();
         for (index, stage) in stages.iter().enumerate() {
-            let Some((start, size)) = self.block(stages, index) else {
+            let Some(start) = self.block(stages, index) else {
                 continue;
             };
-            let end = start + size;
+            if stage.replicas > METRICS_REPLICAS {
+                return Err(format!(
+                    "stage {}: {} replicas do not fit its metrics block: a stage that serves metrics has at most {METRICS_REPLICAS} replicas ({METRICS_BLOCK} ports, a second one per replica for a swap)",
+                    stage.name, stage.replicas
+                ));
+            }
+            let end = start + METRICS_BLOCK;
             if start == 0 || end > 65536 {
                 return Err(format!(
                     "stage {}: metrics ports {start}..{} are not valid ports",
@@ -271,7 +283,7 @@ impl MetricsPorts {
             }
             if let Some((_, _, other)) = blocks.iter().find(|(s, e, _)| start < *e && *s < end) {
                 return Err(format!(
-                    "stage {}: metrics ports {start}..{} overlap those of stage {other} (each stage takes 2 × replicas ports)",
+                    "stage {}: metrics ports {start}..{} overlap those of stage {other} (each stage takes {METRICS_BLOCK} ports)",
                     stage.name,
                     end - 1
                 ));
@@ -632,23 +644,17 @@ mod tests {
         assert_eq!(p.metrics.stage_base(&p.stages, 0), Some(9300));
         assert_eq!(
             p.metrics.stage_base(&p.stages, 1),
-            Some(9302),
-            "after one replica's two ports"
+            Some(9332),
+            "after the first stage's block"
         );
-        assert_eq!(
-            MetricsPorts::replica_ports(9302, &p.stages[1], 0),
-            [9302, 9304]
-        );
-        assert_eq!(
-            MetricsPorts::replica_ports(9302, &p.stages[1], 1),
-            [9303, 9305]
-        );
+        assert_eq!(MetricsPorts::replica_ports(9332, 0), [9332, 9348]);
+        assert_eq!(MetricsPorts::replica_ports(9332, 1), [9333, 9349]);
 
         let own = text.replace("replicas = 2", "replicas = 2\nmetrics_port = 9500");
         let p = Pipeline::parse(Path::new("p.toml"), &own).unwrap();
         assert_eq!(p.metrics.stage_base(&p.stages, 1), Some(9500));
 
-        let overlap = text.replace("replicas = 2", "replicas = 2\nmetrics_port = 9301");
+        let overlap = text.replace("replicas = 2", "replicas = 2\nmetrics_port = 9331");
         let e = Pipeline::parse(Path::new("p.toml"), &overlap)
             .unwrap_err()
             .to_string();
@@ -658,6 +664,72 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not valid ports"), "{e}");
+    }
+
+    /// Every port a stage's replicas may take (both ports of each), as the supervisor picks them.
+    fn ports_in_use(p: &Pipeline) -> Vec<(String, u16)> {
+        (0..p.stages.len())
+            .flat_map(|i| {
+                let base = p.metrics.stage_base(&p.stages, i).unwrap();
+                (0..p.stages[i].replicas).flat_map(move |r| MetricsPorts::replica_ports(base, r))
+            })
+            .zip(
+                p.stages
+                    .iter()
+                    .flat_map(|s| std::iter::repeat_n(s.name.clone(), 2 * s.replicas as usize)),
+            )
+            .map(|(port, stage)| (stage, port))
+            .collect()
+    }
+
+    #[test]
+    fn scaling_by_reload_moves_no_metrics_port_and_blocks_never_overlap() {
+        let file = |replicas: u32| {
+            format!(
+                "[pipeline]\nname = \"p\"\nmetrics_port = 19520\n\
+                 [[stage]]\nname = \"one\"\nplugin = \"a.so\"\n\
+                 [[stage]]\nname = \"two\"\nplugin = \"b.so\"\nreplicas = {replicas}\n\
+                 [[stage]]\nname = \"three\"\nplugin = \"c.so\"\n"
+            )
+        };
+        let before = Pipeline::parse(Path::new("p.toml"), &file(2)).unwrap();
+        for replicas in 1..=METRICS_REPLICAS {
+            // The file as a reload reads it after `replicas` changed.
+            let after = Pipeline::parse(Path::new("p.toml"), &file(replicas)).unwrap();
+            for stage in 0..3 {
+                assert_eq!(
+                    after.metrics.stage_base(&after.stages, stage),
+                    before.metrics.stage_base(&before.stages, stage),
+                    "stage {stage}'s block moved when stage two went to {replicas} replicas"
+                );
+            }
+            let base = after.metrics.stage_base(&after.stages, 1).unwrap();
+            for r in 0..2 {
+                assert_eq!(
+                    MetricsPorts::replica_ports(base, r),
+                    [base + r as u16, base + (METRICS_REPLICAS + r) as u16],
+                    "a running replica keeps its ports"
+                );
+            }
+            let ports = ports_in_use(&after);
+            for (i, (stage, port)) in ports.iter().enumerate() {
+                if let Some((other, _)) = ports[i + 1..].iter().find(|(_, p)| p == port) {
+                    panic!("port {port} of stage {stage} is also one of stage {other} at {replicas} replicas");
+                }
+            }
+        }
+        let e = Pipeline::parse(Path::new("p.toml"), &file(METRICS_REPLICAS + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stage two: 17 replicas do not fit its metrics block: a stage that serves metrics has at most 16 replicas"),
+            "{e}"
+        );
+        let unmetered = file(METRICS_REPLICAS + 1).replace("metrics_port = 19520\n", "");
+        assert!(
+            Pipeline::parse(Path::new("p.toml"), &unmetered).is_ok(),
+            "without metrics, replicas are limited by max_replicas only"
+        );
     }
 
     #[test]

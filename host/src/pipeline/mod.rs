@@ -30,6 +30,8 @@ use std::time::Duration;
 
 /// `stage-host pipeline ...`
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the canary's many flags cost nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum PipelineCommand {
     /// Start the stages of a pipeline file in order and supervise them until SIGINT/SIGTERM.
     Run {
@@ -64,6 +66,11 @@ pub enum PipelineCommand {
         /// A new stage config (JSON) for the new library; default: the current one.
         #[arg(long)]
         config_json: Option<String>,
+        /// Swap a source that cannot resume (keeps no checkpoint) anyway: the new version
+        /// starts from its beginning and sends its records again. Without it such a swap is
+        /// refused; a source that resumes goes on where the old version stopped.
+        #[arg(long)]
+        restart_source: bool,
     },
     /// Run a new version of a stage beside the live one on the same input, compare their
     /// outputs input by input, and report; with `--promote`, swap to it when it passes.
@@ -72,6 +79,9 @@ pub enum PipelineCommand {
     Reload {
         /// The pipeline file.
         file: PathBuf,
+        /// As `swap --restart-source`, for a source whose definition changed.
+        #[arg(long)]
+        restart_source: bool,
     },
     /// Stop a running pipeline, source first (as SIGTERM).
     Stop {
@@ -90,11 +100,11 @@ pub enum PipelineError {
     #[error("the pipeline is already running (control socket {0} answers)")]
     AlreadyRunning(PathBuf),
     /// No supervisor answers.
-    #[error("the pipeline is not running: cannot reach {socket}: {reason}")]
+    #[error("the pipeline is not running: {reason}")]
     NotRunning {
         /// The control socket.
         socket: PathBuf,
-        /// Why.
+        /// Why, naming the socket.
         reason: String,
     },
     /// A stage could not start; `code` is the exit code the pipeline ends with: the stage
@@ -118,6 +128,21 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
+    /// No supervisor answered on `socket`. A socket file that refuses connections was left by
+    /// a supervisor that did not stop cleanly (SIGKILL): the pipeline is not running, which
+    /// is what the operator must read, not the socket's error.
+    pub fn not_running(socket: PathBuf, error: &std::io::Error) -> PipelineError {
+        let reason = match error.kind() {
+            std::io::ErrorKind::NotFound => format!("no control socket at {}", socket.display()),
+            std::io::ErrorKind::ConnectionRefused => format!(
+                "its supervisor is gone and left a stale control socket at {} (`pipeline run` replaces it)",
+                socket.display()
+            ),
+            _ => format!("cannot reach {}: {error}", socket.display()),
+        };
+        PipelineError::NotRunning { socket, reason }
+    }
+
     /// The process exit code.
     pub fn exit_code(&self) -> i32 {
         use crate::error::exit_code;
@@ -161,6 +186,7 @@ pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
             plugin,
             file,
             config_json,
+            restart_source,
         } => {
             let config = config_json
                 .as_deref()
@@ -172,6 +198,7 @@ pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
                 stage: stage.clone(),
                 plugin,
                 config,
+                restart_source: *restart_source,
             };
             report(ask(file, &request)?)
         }
@@ -183,7 +210,15 @@ pub fn run_command(command: &PipelineCommand) -> Result<(), PipelineError> {
                 .map_err(|e| PipelineError::Io(format!("finding stage-host: {e}")))?;
             canary::run(args, &exe)
         }
-        PipelineCommand::Reload { file } => report(ask(file, &Request::Reload)?),
+        PipelineCommand::Reload {
+            file,
+            restart_source,
+        } => report(ask(
+            file,
+            &Request::Reload {
+                restart_source: *restart_source,
+            },
+        )?),
         PipelineCommand::Stop { file } => report(ask(file, &Request::Stop)?),
     }
 }
@@ -216,8 +251,36 @@ pub(super) fn report(answer: serde_json::Value) -> Result<(), PipelineError> {
 fn ask(file: &std::path::Path, request: &Request) -> Result<serde_json::Value, PipelineError> {
     let pipeline = Pipeline::load(file)?;
     let socket = pipeline.socket_path();
-    control::request(&socket, request).map_err(|e| PipelineError::NotRunning {
-        socket,
-        reason: e.to_string(),
-    })
+    control::request(&socket, request).map_err(|e| PipelineError::not_running(socket, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_control_socket_means_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("control.sock");
+        let missing = control::request(&socket, &Request::Status).unwrap_err();
+        let e = PipelineError::not_running(socket.clone(), &missing).to_string();
+        assert_eq!(
+            e,
+            format!(
+                "the pipeline is not running: no control socket at {}",
+                socket.display()
+            )
+        );
+        // What a supervisor killed with SIGKILL leaves: the socket file, nobody listening.
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        let refused = control::request(&socket, &Request::Status).unwrap_err();
+        let e = PipelineError::not_running(socket.clone(), &refused);
+        assert_eq!(e.exit_code(), crate::error::exit_code::UNREACHABLE);
+        let e = e.to_string();
+        assert!(
+            e.starts_with("the pipeline is not running: its supervisor is gone and left a stale control socket at"),
+            "{e}"
+        );
+        assert!(!e.contains("refused") && !e.contains("os error"), "{e}");
+    }
 }

@@ -346,7 +346,7 @@ impl Supervisor {
     fn serve(&mut self) {
         while !self.stop_requested() {
             if self.reload.swap(false, Ordering::Relaxed) {
-                let outcome = self.reload();
+                let outcome = self.reload(false);
                 tracing::info!(outcome = %outcome.to_json(), "reload (SIGHUP)");
             }
             if let Some(envelope) = self.deferred.pop_front() {
@@ -356,8 +356,11 @@ impl Supervisor {
                         stage,
                         plugin,
                         config,
-                    } => self.swap_request(&stage, plugin, config).to_json(),
-                    Request::Reload => self.reload().to_json(),
+                        restart_source,
+                    } => self
+                        .swap_request(&stage, plugin, config, restart_source)
+                        .to_json(),
+                    Request::Reload { restart_source } => self.reload(restart_source).to_json(),
                     Request::Stop => {
                         self.stop.store(true, Ordering::Relaxed);
                         stopping()
@@ -481,7 +484,7 @@ impl Supervisor {
         let mut stages = self.stages.clone();
         stages[stage] = def.clone();
         let base = self.pipeline.metrics.stage_base(&stages, stage)?;
-        let ports = MetricsPorts::replica_ports(base, def, replica);
+        let ports = MetricsPorts::replica_ports(base, replica);
         let taken = |port: u16| self.procs.iter().any(|p| p.metrics_port == Some(port));
         let port = ports.into_iter().find(|&port| !taken(port));
         if port.is_none() {

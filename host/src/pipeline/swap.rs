@@ -16,7 +16,11 @@
 //! 5. Probation again; a failure now restarts the old library and stops the new one.
 //!
 //! Sources have no consumer group and two copies would emit twice, so a source is stopped
-//! before its new process starts (steps 2-3 are skipped), and restarted on failure.
+//! before its new process starts (steps 2-3 are skipped), and restarted on failure. The new
+//! process resumes from the old one's last checkpoint (both use the replica's transactional
+//! id, the checkpoints' key), so a swap is a hand-over only if both versions keep
+//! checkpoints; otherwise the new one would send every record again, and the swap is refused
+//! unless the operator asks for a restart of the source (`--restart-source`).
 
 use super::control::Outcome;
 use super::file::StageDef;
@@ -38,6 +42,7 @@ impl Supervisor {
         stage: &str,
         plugin: PathBuf,
         config: Option<Value>,
+        restart_source: bool,
     ) -> Outcome {
         let Some(index) = self.stages.iter().position(|s| s.name == stage) else {
             let names: Vec<&str> = self.stages.iter().map(|s| s.name.as_str()).collect();
@@ -51,12 +56,12 @@ impl Supervisor {
         if let Some(config) = config {
             def.config = config;
         }
-        self.swap_to(index, def)
+        self.swap_to(index, def, restart_source)
     }
 
     /// Swaps stage `index` to `new`; on any failure the old definition keeps (or goes back
-    /// to) serving.
-    pub(super) fn swap_to(&mut self, index: usize, new: StageDef) -> Outcome {
+    /// to) serving. A source that cannot resume is swapped only with `restart_source`.
+    pub(super) fn swap_to(&mut self, index: usize, new: StageDef, restart_source: bool) -> Outcome {
         let old = self.stages[index].clone();
         let stage = old.name.clone();
         if new == old {
@@ -69,7 +74,7 @@ impl Supervisor {
         }
         let started = Instant::now();
         tracing::info!(stage = %stage, from = %old.plugin.display(), to = %new.plugin.display(), "swap: checking the new library");
-        let checked = match self.check_library(index, &new) {
+        let checked = match self.check_library(index, &old, &new, restart_source) {
             Ok(checked) => checked,
             Err(reason) => {
                 tracing::error!(stage = %stage, reason = %reason, "swap refused; the old library keeps serving");
@@ -213,8 +218,15 @@ impl Supervisor {
     }
 
     /// Loads and dry-runs the new library in separate processes, so the supervisor never
-    /// maps a plugin. Returns `inspect --json`'s output.
-    fn check_library(&mut self, index: usize, new: &StageDef) -> Result<StageSpec, String> {
+    /// maps a plugin, and for a source checks that the swap is a hand-over (unless
+    /// `restart_source`). Returns `inspect --json`'s output.
+    fn check_library(
+        &mut self,
+        index: usize,
+        old: &StageDef,
+        new: &StageDef,
+        restart_source: bool,
+    ) -> Result<StageSpec, String> {
         let spec = self.inspect(&new.plugin, &new.config)?;
         let running_kind = self
             .procs
@@ -234,10 +246,28 @@ impl Supervisor {
                 ));
             }
         }
-        let mut dry_run = new.stage_host_args();
-        dry_run.push("--dry-run".into());
-        self.run_check(&dry_run)?;
+        let new_resumes = self.dry_run(new)?;
+        if spec.kind == StageKind::Source && !restart_source {
+            let old_resumes = self.dry_run(old)?;
+            if let Some(reason) = source_cannot_resume(&new.name, old_resumes, new_resumes) {
+                return Err(reason);
+            }
+        }
         Ok(spec)
+    }
+
+    /// Runs `stage-host --dry-run` for `def` (constructs it, asks the registry about its
+    /// schema); for a source, whether it keeps checkpoints.
+    fn dry_run(&mut self, def: &StageDef) -> Result<Option<bool>, String> {
+        let mut args = def.stage_host_args();
+        args.push("--dry-run".into());
+        let report = self.run_check(&args)?;
+        let resumes = report
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str::<Value>(line).ok())
+            .and_then(|report| report["resumes"].as_bool());
+        Ok(resumes)
     }
 
     /// Loads `plugin` in a child process (`stage-host inspect --json`, which also applies the
@@ -314,8 +344,9 @@ impl Supervisor {
         ))
     }
 
-    /// Re-reads the pipeline file and swaps every stage whose definition changed.
-    pub(super) fn reload(&mut self) -> Outcome {
+    /// Re-reads the pipeline file and swaps every stage whose definition changed (a source that
+    /// cannot resume only with `restart_source`).
+    pub(super) fn reload(&mut self, restart_source: bool) -> Outcome {
         let file = match super::file::Pipeline::load(&self.pipeline.path) {
             Ok(file) => file,
             Err(e) => return Outcome::refused(e.to_string()),
@@ -331,7 +362,7 @@ impl Supervisor {
                 let outcome = if only_replicas_differ(&self.stages[index], &def) {
                     self.scale(index, def)
                 } else {
-                    self.swap_to(index, def)
+                    self.swap_to(index, def, restart_source)
                 };
                 ok &= outcome.ok;
                 results.push(outcome);
@@ -403,6 +434,20 @@ impl Supervisor {
     }
 }
 
+/// Why swapping source `stage` would not be a hand-over, in one line: the new process resumes
+/// from the old one's checkpoint, so both versions must keep checkpoints (`resumes` from their
+/// dry runs; unknown counts as not). `None`: it resumes.
+fn source_cannot_resume(stage: &str, old: Option<bool>, new: Option<bool>) -> Option<String> {
+    let which = match (old, new) {
+        (Some(true), Some(true)) => return None,
+        (Some(true), _) => "its new version keeps no checkpoint with this config",
+        _ => "its running version keeps no checkpoint",
+    };
+    Some(format!(
+        "stage {stage} is a source that cannot resume across a swap: {which} (SourceStage::checkpoint), so the new one would start over and send its records again; give --restart-source to swap anyway"
+    ))
+}
+
 /// Whether two definitions of a stage differ in their replica count only.
 fn only_replicas_differ(old: &StageDef, new: &StageDef) -> bool {
     old.replicas != new.replicas
@@ -410,4 +455,33 @@ fn only_replicas_differ(old: &StageDef, new: &StageDef) -> bool {
             replicas: new.replicas,
             ..old.clone()
         } == new
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_is_handed_over_only_when_both_versions_keep_checkpoints() {
+        assert_eq!(source_cannot_resume("one", Some(true), Some(true)), None);
+        let old = source_cannot_resume("one", Some(false), Some(true)).expect("refused");
+        assert!(
+            old.starts_with("stage one is a source that cannot resume across a swap: its running version keeps no checkpoint"),
+            "{old}"
+        );
+        assert!(
+            old.ends_with("give --restart-source to swap anyway"),
+            "{old}"
+        );
+        let new = source_cannot_resume("one", Some(true), Some(false)).expect("refused");
+        assert!(
+            new.contains("its new version keeps no checkpoint with this config"),
+            "{new}"
+        );
+        assert!(
+            source_cannot_resume("one", None, None).is_some(),
+            "unknown is not resuming"
+        );
+        assert!(!old.contains('\n') && !new.contains('\n'), "one line");
+    }
 }

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 /// Shortest interval accepted: the stage processes report counters at most every 250 ms.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The last line of each frame.
+const SKEW_NOTE: &str = "(each process's counts are its latest report, sent up to 4 times a second on its own schedule, so a stage's IN may run ahead of the OUT of the stage before it)";
+
 /// Redraws the view every `interval` until Ctrl-C. `status` asks the supervisor.
 pub fn run(
     interval: Duration,
@@ -128,6 +131,9 @@ impl View {
                 trend.progress(),
             );
         }
+        // The processes report their counters on their own schedule, and the supervisor has
+        // no way to ask them all at one moment, so the rows are not one instant: say so.
+        let _ = writeln!(out, "{SKEW_NOTE}");
         out
     }
 }
@@ -220,6 +226,11 @@ mod tests {
         let second = Duration::from_secs(1);
         let first = view.frame(&snapshot(100, 1000), start, Duration::ZERO, second);
         assert!(first.contains("IN/S") && first.contains("LAG"), "{first}");
+        assert_eq!(
+            first.lines().last(),
+            Some(SKEW_NOTE),
+            "the frame says its rows are not one moment"
+        );
         let next = view.frame(&snapshot(600, 500), start + second, second, second);
         let two = next.lines().find(|l| l.starts_with("two")).unwrap();
         let columns: Vec<&str> = two.split_whitespace().collect();

@@ -189,12 +189,24 @@ impl PipelineRun {
 
     /// `pipeline swap`: its exit code and printed JSON.
     pub fn swap(&self, stage: &str, plugin: &Path, config: Option<&str>) -> (i32, Value) {
+        self.swap_with(stage, plugin, config, &[])
+    }
+
+    /// `pipeline swap` with further flags (`--restart-source`): its exit code and printed JSON.
+    pub fn swap_with(
+        &self,
+        stage: &str,
+        plugin: &Path,
+        config: Option<&str>,
+        flags: &[&str],
+    ) -> (i32, Value) {
         let mut command = Command::new(stage_host());
         command
             .args(["pipeline", "swap", stage])
             .arg(plugin)
             .arg("--file")
-            .arg(&self.file);
+            .arg(&self.file)
+            .args(flags);
         if let Some(config) = config {
             command.args(["--config-json", config]);
         }
