@@ -92,10 +92,15 @@ fn a_replica_joining_mid_stream_takes_partitions_over_without_reprocessing_any()
     let second = second.terminate(Duration::from_secs(60));
     assert_eq!(first.code(), 0, "{}", first.stderr);
     assert_eq!(second.code(), 0, "{}", second.stderr);
+    // Which partitions the first replica had read from when the join revoked two of them is
+    // up to the fetcher: it commits what it finished of them, or says it had nothing to.
     assert!(
         first
             .stderr
-            .contains("committed the revoked partitions before handing them over"),
+            .contains("committed the revoked partitions before handing them over")
+            || first
+                .stderr
+                .contains("nothing of the revoked partitions was finished"),
         "the first replica handed partitions over: {}",
         first.stderr
     );

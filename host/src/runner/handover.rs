@@ -85,6 +85,10 @@ impl HandOver {
         }
         let offsets = self.ledger().revoke(partitions);
         if offsets.is_empty() {
+            tracing::info!(
+                partitions = ?partitions,
+                "nothing of the revoked partitions was finished since their last commit; handing them over as committed"
+            );
             return;
         }
         // Within a rebalance callback the consumer cannot be polled: a refusal is retried
