@@ -290,6 +290,75 @@ fn schemas_register_get_list_check_replace_delete() {
     );
 }
 
+/// The registry hard-deletes only what is soft-deleted (Confluent's two steps): a plain delete
+/// followed by `--permanent` must finish the job, for a subject and for one version.
+#[test]
+fn a_permanent_delete_after_a_plain_delete_removes_for_good() {
+    if !cluster_available() {
+        return;
+    }
+    let one = schema("stage_one.json");
+    let one = one.to_str().unwrap();
+
+    let topic = unique("ops_schema_soft");
+    let subject = format!("{topic}-value");
+    ok_json(&[
+        "schema", "register", "--topic", &topic, "--file", one, "--json",
+    ]);
+    let soft = ok_json(&["schema", "delete", "--topic", &topic, "--json"]);
+    assert_eq!(soft["deleted_versions"], serde_json::json!([1]));
+    let hard = ok_json(&[
+        "schema",
+        "delete",
+        "--topic",
+        &topic,
+        "--permanent",
+        "--json",
+    ]);
+    assert_eq!(hard["deleted_versions"], serde_json::json!([1]));
+    // Gone for good: a permanent delete again finds nothing, and a new registration starts
+    // again at version 1 (a soft-deleted subject would continue at 2).
+    assert_code(
+        &run(&["schema", "delete", "--topic", &topic, "--permanent"]),
+        EXIT_REFUSED,
+        "not found",
+    );
+    ok_json(&[
+        "schema", "register", "--topic", &topic, "--file", one, "--json",
+    ]);
+    assert_eq!(
+        ok_json(&["schema", "get", "--subject", &subject, "--json"])["version"],
+        1
+    );
+
+    // One version: soft, then permanent.
+    ok_json(&[
+        "schema",
+        "delete",
+        "--subject",
+        &subject,
+        "--version",
+        "1",
+        "--json",
+    ]);
+    let hard = ok_json(&[
+        "schema",
+        "delete",
+        "--subject",
+        &subject,
+        "--version",
+        "1",
+        "--permanent",
+        "--json",
+    ]);
+    assert_eq!(hard["deleted_versions"], 1);
+    assert_code(
+        &run(&["schema", "delete", "--subject", &subject, "--permanent"]),
+        EXIT_REFUSED,
+        "not found",
+    );
+}
+
 #[test]
 fn schema_bad_arguments_and_unreachable_registry() {
     let dir = tempfile::tempdir().unwrap();
