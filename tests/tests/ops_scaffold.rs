@@ -56,15 +56,16 @@ fn scaffold_target() -> PathBuf {
 #[test]
 fn new_stage_and_source_build_test_and_run_in_the_harness() {
     let dir = tempfile::tempdir().unwrap();
+    // `--dir` is where the crate goes: the crate is `<dir>/<name>`.
     let stage_dir = dir.path().join("word-count");
-    let out = stage_host_output(&["new", "word-count", "--dir", s(&stage_dir)]);
+    let out = stage_host_output(&["new", "word-count", "--dir", s(dir.path())]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let source_dir = dir.path().join("ticker");
-    let out = stage_host_output(&["new", "ticker", "--source", "--dir", s(&source_dir)]);
+    let out = stage_host_output(&["new", "ticker", "--source", "--dir", s(dir.path())]);
     assert!(
         out.status.success(),
         "{}",
@@ -248,6 +249,8 @@ fn harness_and_new_bad_arguments() {
         EXIT_BAD_CONFIG,
         "invalid plugin name",
     );
+    std::fs::create_dir(dir.path().join("ok")).unwrap();
+    std::fs::write(dir.path().join("ok/keep"), "").unwrap();
     assert_code(
         &stage_host_output(&["new", "ok", "--dir", s(dir.path())]),
         EXIT_BAD_CONFIG,
