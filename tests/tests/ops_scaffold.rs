@@ -173,6 +173,25 @@ fn harness_runs_the_example_stage_with_schema_resolution() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(json_lines(&out).len(), 2);
+
+    // --max-records stops a stage after its first N input records, as it does a source.
+    let out = stage_host_output(&[
+        "harness",
+        "--plugin",
+        s(&plugin("stage-two")),
+        "--input",
+        s(&input),
+        "--max-records",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["value"]["postid"], "p1");
 }
 
 #[test]
