@@ -195,6 +195,29 @@ fn harness_runs_the_example_stage_with_schema_resolution() {
 }
 
 #[test]
+fn inspect_prints_whole_lines_as_text_and_as_json() {
+    let stage_two = plugin("stage-two");
+    for json in [false, true] {
+        let mut args = vec!["inspect", s(&stage_two)];
+        if json {
+            args.push("--json");
+        }
+        let out = stage_host_output(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.ends_with('\n'), "json {json}: {stdout:?}");
+        if json {
+            let spec: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(spec["name"], "stage-two");
+        }
+    }
+}
+
+#[test]
 fn harness_and_new_bad_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let stage_two = plugin("stage-two");
