@@ -119,6 +119,28 @@ fn a_batch_wait_beyond_the_limit_is_refused_before_connecting() {
 }
 
 #[test]
+fn a_dry_run_refuses_a_metrics_port_that_is_taken_as_the_run_would() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let plugin = plugin("stage-two");
+    let done = run_stage_host(
+        &[
+            "--plugin",
+            plugin.to_str().unwrap(),
+            "--metrics-addr",
+            &addr,
+            "--dry-run",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+            "--connect-timeout-secs",
+            "2",
+        ],
+        Duration::from_secs(30),
+    );
+    done.assert_failed_with(EXIT_BAD_CONFIG, &["--metrics-addr", &addr]);
+}
+
+#[test]
 fn kafka_properties_the_host_owns_are_refused_naming_the_flag() {
     let plugin = plugin("stage-two");
     for (property, needles) in [
