@@ -141,7 +141,7 @@ impl Cluster {
     pub fn group_offsets(&self, group: &str) -> Result<GroupOffsets> {
         let consumer = self
             .conn
-            .client_config(&[
+            .consumer_config(&[
                 ("group.id", group),
                 ("enable.auto.commit", "false"),
                 ("isolation.level", "read_uncommitted"),

@@ -65,7 +65,7 @@ pub fn measure_latency(
     seconds: u64,
 ) -> Result<Latency> {
     let total = rate * seconds;
-    let mut config = cluster.conn().client_config(PRODUCER_DEFAULTS);
+    let mut config = cluster.conn().producer_config(PRODUCER_DEFAULTS);
     for (key, value) in LOAD_PRODUCER {
         config.set(*key, *value);
     }
@@ -208,7 +208,7 @@ struct Receiver {
 fn start_receiver(cluster: &Cluster, topic: &str, expected: u64) -> Result<Receiver> {
     let consumer: BaseConsumer = cluster
         .conn()
-        .client_config(MEASURING_CONSUMER)
+        .consumer_config(MEASURING_CONSUMER)
         .create()
         .context("measuring consumer")?;
     let partitions = cluster.partitions(topic)?;

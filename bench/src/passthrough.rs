@@ -20,12 +20,12 @@ const MAX_IN_FLIGHT_BATCHES: usize = 8;
 
 /// Runs the passthrough until SIGTERM.
 pub fn run(conn: &Connection, args: &ChildArgs, shutdown: &Shutdown) -> Result<()> {
-    let mut consumer_config = conn.client_config(CONSUMER_DEFAULTS);
+    let mut consumer_config = conn.consumer_config(CONSUMER_DEFAULTS);
     consumer_config.set("group.id", &args.group_id);
     let consumer: BaseConsumer = consumer_config.create().context("consumer")?;
     consumer.subscribe(&[&args.input_topic])?;
     let producer: AckingProducer = conn
-        .client_config(PRODUCER_DEFAULTS)
+        .producer_config(PRODUCER_DEFAULTS)
         .create_with_context(DeliveryContext::default())
         .context("producer")?;
     let mut in_flight: AckWindow<BTreeMap<i32, i64>> = AckWindow::default();

@@ -88,7 +88,7 @@ pub fn write_records(
 ) -> Result<u64> {
     let producer: AckingProducer = cluster
         .conn()
-        .client_config(PRODUCER_DEFAULTS)
+        .producer_config(PRODUCER_DEFAULTS)
         .create_with_context(DeliveryContext::default())
         .context("input producer")?;
     let ack = Arc::new(Ack::default());

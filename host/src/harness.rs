@@ -41,7 +41,8 @@ pub struct HarnessArgs {
     #[arg(long)]
     pub config_json: Option<String>,
 
-    /// For a source: stop after this many records.
+    /// Stop after this many records: a source's first N outputs (default 100), a stage's
+    /// first N input records (default all).
     #[arg(long)]
     pub max_records: Option<usize>,
 }
@@ -105,7 +106,10 @@ pub fn run(args: &HarnessArgs) -> Result<(), HostError> {
     };
     let writer = crate::avro_json::parse_schema(&writer_schema)
         .map_err(|e| HostError::Config(format!("input schema: {e}")))?;
-    let records = read_records(input)?;
+    let mut records = read_records(input)?;
+    if let Some(max) = args.max_records {
+        records.truncate(max);
+    }
 
     let mut stage = plugin
         .new_stage(&config)

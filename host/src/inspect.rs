@@ -10,7 +10,8 @@ pub fn render(plugin: &Plugin, json: bool) -> String {
         let mut value = serde_json::to_value(spec).expect("a spec serializes");
         value["plugin_api_version"] = PLUGIN_API_VERSION.into();
         value["path"] = plugin.path().display().to_string().into();
-        return serde_json::to_string_pretty(&value).expect("JSON serializes");
+        // A line like every other output, so a shell prompt or `>> file` does not run on.
+        return serde_json::to_string_pretty(&value).expect("JSON serializes") + "\n";
     }
     let mut text = String::new();
     let kind = match spec.kind {

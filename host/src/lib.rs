@@ -19,6 +19,7 @@ mod dry_run;
 mod error;
 mod harness;
 mod inspect;
+mod kafka_properties;
 mod memory;
 mod observe;
 mod pipeline;
@@ -38,6 +39,7 @@ mod validate;
 mod watchdog;
 
 pub use error::{exit_code, HostError};
+pub use kafka_properties::{Clients, KafkaProperty};
 pub use memory::cap_malloc_arenas;
 pub use observe::Observer;
 pub use protocol::{Counters, FailureKind, StatusEvent};

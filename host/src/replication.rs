@@ -70,11 +70,10 @@ pub fn check_writable(
 /// Whether the producer waits for every in-sync replica (`acks=all`, the host's default;
 /// `-X acks=1` or `-X request.required.acks=1` does not).
 fn acks_all(conn: &Connection) -> bool {
-    conn.kafka_properties
-        .iter()
-        .rev()
-        .find(|(key, _)| key == "acks" || key == "request.required.acks")
-        .is_none_or(|(_, value)| matches!(value.trim(), "all" | "-1"))
+    conn.properties_for(crate::kafka_properties::Clients::Producers)
+        .filter(|p| p.key == "acks" || p.key == "request.required.acks")
+        .last()
+        .is_none_or(|p| matches!(p.value.trim(), "all" | "-1"))
 }
 
 /// The replica count of an existing topic.
@@ -139,6 +138,7 @@ mod tests {
         assert!(acks_all(&connection(&["-X", "acks=-1"])));
         assert!(!acks_all(&connection(&["-X", "acks=1"])));
         assert!(!acks_all(&connection(&["-X", "request.required.acks=0"])));
+        assert!(!acks_all(&connection(&["-X", "producer.acks=1"])));
         assert!(
             acks_all(&connection(&["-X", "acks=1", "-X", "acks=all"])),
             "the last setting wins, as in the client config"

@@ -25,7 +25,7 @@ pub struct NewArgs {
     #[arg(long, conflicts_with = "plugin_api_path")]
     pub python: bool,
 
-    /// Directory to create the crate in (default: `./<name>`).
+    /// Directory to create the crate in: the crate is `<DIR>/<name>` (default: `./<name>`).
     #[arg(long)]
     pub dir: Option<PathBuf>,
 
@@ -100,13 +100,15 @@ fn render(template: &str, vars: &[(&str, &str)]) -> String {
 /// Creates the crate and returns its directory.
 pub fn create(args: &NewArgs) -> Result<PathBuf, HostError> {
     validate_name(&args.name)?;
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&args.name));
+    // `--dir` is where the crate goes, as `cargo new` and the help say; the crate directory
+    // is named after the crate in both cases.
+    let dir = match &args.dir {
+        Some(parent) => parent.join(&args.name),
+        None => PathBuf::from(&args.name),
+    };
     if dir.exists() && dir.read_dir().map_or(true, |mut d| d.next().is_some()) {
         return Err(HostError::Config(format!(
-            "{} already exists and is not empty; choose another --dir",
+            "{} already exists and is not empty; choose another name or --dir",
             dir.display()
         )));
     }
@@ -247,6 +249,27 @@ mod tests {
             );
         }
         assert_eq!(type_name("my-stage_2"), "MyStage2");
+    }
+
+    #[test]
+    fn the_crate_is_created_inside_dir_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = NewArgs {
+            name: "word-count".into(),
+            source: false,
+            python: false,
+            dir: Some(dir.path().to_path_buf()),
+            plugin_api_path: None,
+        };
+        let created = create(&args).unwrap();
+        assert_eq!(created, dir.path().join("word-count"));
+        assert!(created.join("Cargo.toml").is_file());
+        let python = NewArgs {
+            name: "py-count".into(),
+            python: true,
+            ..args
+        };
+        assert_eq!(create(&python).unwrap(), dir.path().join("py-count"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Connection settings shared by every command that talks to a cluster, and the librdkafka
 //! configuration built from them.
 
+use crate::kafka_properties::{Clients, KafkaProperty};
 use clap::Args;
 use confluent::{
     KafkaAdmin, RegistryError, RegistrySettings, RestProxy, SchemaRegistry, TopicAdmin, TopicError,
@@ -41,21 +42,17 @@ pub struct Connection {
     #[arg(long, env = "STAGE_HOST_REST_PROXY_URL")]
     pub rest_proxy_url: Option<String>,
 
-    /// A librdkafka property, `key=value`, for every client (repeatable), e.g.
-    /// `-X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN`.
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
-    pub kafka_properties: Vec<(String, String)>,
+    /// A librdkafka property, `key=value` (repeatable), e.g. `-X security.protocol=SASL_SSL`.
+    /// It goes to the clients librdkafka's scope of the property names (consumer, producer or
+    /// both); `consumer.key=value` or `producer.key=value` sends it to one kind only. Properties
+    /// the host sets (group.id, transactional.id, enable.auto.commit, isolation.level, ...) are
+    /// refused, naming the flag to use.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = KafkaProperty::parse)]
+    pub kafka_properties: Vec<KafkaProperty>,
 
     /// How long to wait for the broker to answer at start-up.
     #[arg(long, default_value = "15", value_name = "SECONDS")]
     pub connect_timeout_secs: u64,
-}
-
-fn parse_property(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got `{text}`")),
-    }
 }
 
 impl Connection {
@@ -87,16 +84,39 @@ impl Connection {
         Duration::from_secs(self.connect_timeout_secs)
     }
 
-    /// A librdkafka config with the bootstrap servers, then `defaults`, then the user's `-X`
-    /// properties (which win).
+    /// A librdkafka config for a client that is neither the stage's consumer nor its producer
+    /// (admin and metadata clients): the bootstrap servers, then `defaults`, then the `-X`
+    /// properties for every client (which win).
     pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        self.config_for(Clients::All, defaults)
+    }
+
+    /// [`Connection::client_config`] for a consumer: with the `-X` consumer properties too.
+    pub fn consumer_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        self.config_for(Clients::Consumers, defaults)
+    }
+
+    /// [`Connection::client_config`] for a producer: with the `-X` producer properties too.
+    pub fn producer_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        self.config_for(Clients::Producers, defaults)
+    }
+
+    /// The `-X` properties a client of `kind` takes, in the order given (a later one wins).
+    pub fn properties_for(&self, kind: Clients) -> impl Iterator<Item = &KafkaProperty> {
+        self.kafka_properties.iter().filter(move |p| match kind {
+            Clients::All => p.clients() == Clients::All,
+            kind => p.for_client(kind),
+        })
+    }
+
+    fn config_for(&self, kind: Clients, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
         for (k, v) in defaults {
             config.set(*k, *v);
         }
-        for (k, v) in &self.kafka_properties {
-            config.set(k, v);
+        for property in self.properties_for(kind) {
+            config.set(&property.key, &property.value);
         }
         config
     }
@@ -144,18 +164,47 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        connection: Connection,
+    }
+
+    fn connection(args: &[&str]) -> Connection {
+        let all = std::iter::once("test").chain(args.iter().copied());
+        Args::try_parse_from(all).expect("parses").connection
+    }
 
     #[test]
-    fn properties_parse_and_reject() {
-        assert_eq!(
-            parse_property("compression.type=zstd"),
-            Ok(("compression.type".into(), "zstd".into()))
-        );
-        assert_eq!(
-            parse_property("sasl.password=a=b"),
-            Ok(("sasl.password".into(), "a=b".into()))
-        );
-        assert!(parse_property("novalue").is_err());
-        assert!(parse_property("=x").is_err());
+    fn each_client_gets_the_properties_of_its_kind() {
+        let conn = connection(&[
+            "-X",
+            "security.protocol=SSL",
+            "-X",
+            "session.timeout.ms=7000",
+            "-X",
+            "linger.ms=20",
+            "-X",
+            "consumer.client.id=reader",
+            "-X",
+            "producer.client.id=writer",
+        ]);
+        let consumer = conn.consumer_config(CONSUMER_DEFAULTS);
+        assert_eq!(consumer.get("security.protocol"), Some("SSL"));
+        assert_eq!(consumer.get("session.timeout.ms"), Some("7000"), "-X wins");
+        assert_eq!(consumer.get("client.id"), Some("reader"));
+        assert_eq!(consumer.get("linger.ms"), None);
+        let producer = conn.producer_config(PRODUCER_DEFAULTS);
+        assert_eq!(producer.get("security.protocol"), Some("SSL"));
+        assert_eq!(producer.get("linger.ms"), Some("20"));
+        assert_eq!(producer.get("client.id"), Some("writer"));
+        assert_eq!(producer.get("session.timeout.ms"), None);
+        let admin = conn.client_config(&[]);
+        assert_eq!(admin.get("security.protocol"), Some("SSL"));
+        for only_one_kind in ["session.timeout.ms", "linger.ms", "client.id"] {
+            assert_eq!(admin.get(only_one_kind), None, "{only_one_kind}");
+        }
     }
 }

@@ -35,11 +35,13 @@ pub fn run(args: &RunArgs, shutdown: &Shutdown) -> Result<Counters, HostError> {
     crate::validate::run_args(args).map_err(HostError::Config)?;
     status_report::init(args.status_fd);
     // Bound before anything slow, so a taken port fails the start at once; served once the
-    // plugin is known (the metrics name it).
-    let metrics_endpoint = match (&args.metrics_addr, args.dry_run) {
-        (Some(addr), false) => Some(server::bind(addr).map_err(HostError::Config)?),
-        _ => None,
-    };
+    // plugin is known (the metrics name it). A dry run binds it too, so it refuses what the
+    // real run would, and lets it go again unserved.
+    let metrics_endpoint = match &args.metrics_addr {
+        Some(addr) => Some(server::bind(addr).map_err(HostError::Config)?),
+        None => None,
+    }
+    .filter(|_| !args.dry_run);
 
     crate::trust::check_plugin_file(path, args.plugin_sha256.as_deref())
         .map_err(HostError::Plugin)?;

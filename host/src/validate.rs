@@ -80,7 +80,9 @@ pub fn run_args(args: &RunArgs) -> Result<(), String> {
 }
 
 /// Checks the connection settings every command shares: URLs, credentials, timeouts, and the
-/// `-X` properties (librdkafka's own check of names and values, without creating a client).
+/// `-X` properties (none the host owns, a `consumer.`/`producer.` prefix only where the
+/// property is of that kind, then librdkafka's own check of names and values for the consumer
+/// and the producer, without creating a client).
 pub fn connection(conn: &Connection) -> Result<(), String> {
     http_url("--schema-registry-url", &conn.schema_registry_url)?;
     if let Some(url) = &conn.rest_proxy_url {
@@ -97,8 +99,14 @@ pub fn connection(conn: &Connection) -> Result<(), String> {
     if conn.bootstrap_servers.trim().is_empty() {
         return Err("--bootstrap-servers must not be empty".into());
     }
-    for defaults in [PRODUCER_DEFAULTS, CONSUMER_DEFAULTS] {
-        conn.client_config(defaults)
+    for property in &conn.kafka_properties {
+        property.check()?;
+    }
+    for config in [
+        conn.producer_config(PRODUCER_DEFAULTS),
+        conn.consumer_config(CONSUMER_DEFAULTS),
+    ] {
+        config
             .create_native_config()
             .map_err(|e| format!("invalid Kafka client property (-X): {e}"))?;
     }
@@ -186,6 +194,12 @@ mod tests {
         for (extra, needle) in [
             (vec!["-X", "foo=bar"], "-X"),
             (vec!["-X", "acks=banana"], "-X"),
+            (vec!["-X", "group.id=other"], "--group-id"),
+            (
+                vec!["-X", "enable.auto.commit=true"],
+                "-X enable.auto.commit",
+            ),
+            (vec!["-X", "consumer.linger.ms=5"], "producer property"),
             (vec!["--group-id", ""], "--group-id"),
             (vec!["--failure-window", "0"], "--failure-window"),
             (vec!["--max-failure-ratio", "NaN"], "--max-failure-ratio"),

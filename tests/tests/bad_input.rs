@@ -119,6 +119,104 @@ fn a_batch_wait_beyond_the_limit_is_refused_before_connecting() {
 }
 
 #[test]
+fn a_dry_run_refuses_a_metrics_port_that_is_taken_as_the_run_would() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let plugin = plugin("stage-two");
+    let done = run_stage_host(
+        &[
+            "--plugin",
+            plugin.to_str().unwrap(),
+            "--metrics-addr",
+            &addr,
+            "--dry-run",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+            "--connect-timeout-secs",
+            "2",
+        ],
+        Duration::from_secs(30),
+    );
+    done.assert_failed_with(EXIT_BAD_CONFIG, &["--metrics-addr", &addr]);
+}
+
+#[test]
+fn kafka_properties_the_host_owns_are_refused_naming_the_flag() {
+    let plugin = plugin("stage-two");
+    for (property, needles) in [
+        ("group.id=other", vec!["-X group.id", "--group-id"]),
+        (
+            "enable.auto.commit=true",
+            vec!["-X enable.auto.commit", "commits offsets itself"],
+        ),
+        (
+            "transactional.id=t",
+            vec!["-X transactional.id", "--transactional-id"],
+        ),
+        (
+            "consumer.linger.ms=5",
+            vec!["-X consumer.linger.ms", "producer property"],
+        ),
+    ] {
+        let done = run_stage_host(
+            &[
+                "--plugin",
+                plugin.to_str().unwrap(),
+                "-X",
+                property,
+                "--bootstrap-servers",
+                "127.0.0.1:1",
+                "--connect-timeout-secs",
+                "2",
+            ],
+            Duration::from_secs(30),
+        );
+        done.assert_failed_with(EXIT_BAD_CONFIG, &needles);
+    }
+}
+
+/// Consumer and producer properties, with and without a prefix, reach their own client only:
+/// librdkafka warns (CONFWARN) about none of them.
+#[test]
+fn documented_kafka_properties_reach_their_clients_without_warnings() {
+    if !cluster_available() {
+        return;
+    }
+    let input = unique("props_in");
+    let output = unique("props_out");
+    let group = unique("props_g");
+    create_topic(&input, 1);
+    produce_posts(&input, 0, 3);
+    let stage = stage_two(
+        &input,
+        &output,
+        &group,
+        &[
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "partition.assignment.strategy=cooperative-sticky",
+            "-X",
+            "linger.ms=10",
+            "-X",
+            "consumer.fetch.wait.max.ms=50",
+            "-X",
+            "producer.compression.type=zstd",
+            "-X",
+            "consumer.client.id=props-reader",
+            "-X",
+            "statistics.interval.ms=1000",
+        ],
+    );
+    // Consumed and produced: both clients exist and have run.
+    assert_eq!(post_counts(&consume_avro(&output, 3, 60)).len(), 3);
+    let done = stage.terminate(Duration::from_secs(30));
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert!(!done.stderr.contains("CONFWARN"), "{}", done.stderr);
+    assert!(!done.stderr.contains("will be ignored"), "{}", done.stderr);
+}
+
+#[test]
 fn sigterm_while_connecting_exits_0_at_once() {
     let plugin = plugin("stage-two");
     let stage = StageProcess::start(&[

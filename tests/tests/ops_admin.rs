@@ -8,7 +8,6 @@ use std::process::Output;
 const EXIT_BAD_CONFIG: i32 = 2;
 const EXIT_UNREACHABLE: i32 = 4;
 const EXIT_REFUSED: i32 = 5;
-const REST_PROXY: &str = "http://127.0.0.1:8082";
 
 fn run(args: &[&str]) -> Output {
     stage_host_output(args)
@@ -103,23 +102,56 @@ fn topics_through_the_admin_api() {
     );
 }
 
+/// This tree's REST Proxy, served on a free port against the local broker, so the test sees
+/// the endpoints this tree serves (the shared one may run another build). Stopped on drop.
+struct OwnRestProxy {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnRestProxy {
+    fn start() -> OwnRestProxy {
+        let port = free_port();
+        let child = std::process::Command::new(build_dir().join("kafka-rest-proxy"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("kafka-rest-proxy runs (cargo build --workspace builds it)");
+        wait_for_port(port, std::time::Duration::from_secs(30), "kafka-rest-proxy");
+        OwnRestProxy {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for OwnRestProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn topics_through_the_rest_proxy_with_cluster_selection() {
     if !cluster_available() {
         return;
     }
+    let proxy = OwnRestProxy::start();
+    let rest_proxy = proxy.url.as_str();
     let clusters = ok_json(&[
         "topic",
         "clusters",
         "--rest-proxy-url",
-        REST_PROXY,
+        rest_proxy,
         "--json",
     ]);
     let cluster = clusters[0].as_str().expect("one cluster").to_string();
     let topic = unique("ops_rest_topic");
     let via = [
         "--rest-proxy-url",
-        REST_PROXY,
+        rest_proxy,
         "--cluster",
         &cluster,
         "--json",
@@ -142,15 +174,30 @@ fn topics_through_the_rest_proxy_with_cluster_selection() {
         2
     );
     assert!(names(&ok_json(&strs(&with(&["topic", "list"])))).contains(&topic));
+    // Described through the proxy as through the Admin API: partition detail included.
+    let described = ok_json(&strs(
+        &[
+            vec!["topic".to_string(), "describe".into(), topic.clone()],
+            with(&[]),
+        ]
+        .concat(),
+    ));
+    assert_eq!(described["partitions"], 2);
+    let detail = described["partition_detail"].as_array().expect("detail");
+    assert_eq!(detail.len(), 2, "{described}");
+    for (id, partition) in detail.iter().enumerate() {
+        assert_eq!(partition["id"], id);
+        assert!(partition["leader"].as_i64() >= Some(0), "{described}");
+        assert_eq!(
+            partition["replicas"],
+            serde_json::json!([partition["leader"]])
+        );
+        assert_eq!(partition["isr"], partition["replicas"]);
+    }
     assert_eq!(
-        ok_json(&strs(
-            &[
-                vec!["topic".to_string(), "describe".into(), topic.clone()],
-                with(&[])
-            ]
-            .concat()
-        ))[0]["partitions"],
-        2
+        described,
+        ok_json(&["topic", "describe", &topic, "--json"]),
+        "the REST Proxy and the Admin API describe the topic alike"
     );
     assert_eq!(
         ok_json(&strs(
@@ -167,7 +214,7 @@ fn topics_through_the_rest_proxy_with_cluster_selection() {
             "topic",
             "list",
             "--rest-proxy-url",
-            REST_PROXY,
+            rest_proxy,
             "--cluster",
             "nope",
         ]),
@@ -285,6 +332,75 @@ fn schemas_register_get_list_check_replace_delete() {
     ]);
     assert_code(
         &run(&["schema", "get", "--topic", &topic]),
+        EXIT_REFUSED,
+        "not found",
+    );
+}
+
+/// The registry hard-deletes only what is soft-deleted (Confluent's two steps): a plain delete
+/// followed by `--permanent` must finish the job, for a subject and for one version.
+#[test]
+fn a_permanent_delete_after_a_plain_delete_removes_for_good() {
+    if !cluster_available() {
+        return;
+    }
+    let one = schema("stage_one.json");
+    let one = one.to_str().unwrap();
+
+    let topic = unique("ops_schema_soft");
+    let subject = format!("{topic}-value");
+    ok_json(&[
+        "schema", "register", "--topic", &topic, "--file", one, "--json",
+    ]);
+    let soft = ok_json(&["schema", "delete", "--topic", &topic, "--json"]);
+    assert_eq!(soft["deleted_versions"], serde_json::json!([1]));
+    let hard = ok_json(&[
+        "schema",
+        "delete",
+        "--topic",
+        &topic,
+        "--permanent",
+        "--json",
+    ]);
+    assert_eq!(hard["deleted_versions"], serde_json::json!([1]));
+    // Gone for good: a permanent delete again finds nothing, and a new registration starts
+    // again at version 1 (a soft-deleted subject would continue at 2).
+    assert_code(
+        &run(&["schema", "delete", "--topic", &topic, "--permanent"]),
+        EXIT_REFUSED,
+        "not found",
+    );
+    ok_json(&[
+        "schema", "register", "--topic", &topic, "--file", one, "--json",
+    ]);
+    assert_eq!(
+        ok_json(&["schema", "get", "--subject", &subject, "--json"])["version"],
+        1
+    );
+
+    // One version: soft, then permanent.
+    ok_json(&[
+        "schema",
+        "delete",
+        "--subject",
+        &subject,
+        "--version",
+        "1",
+        "--json",
+    ]);
+    let hard = ok_json(&[
+        "schema",
+        "delete",
+        "--subject",
+        &subject,
+        "--version",
+        "1",
+        "--permanent",
+        "--json",
+    ]);
+    assert_eq!(hard["deleted_versions"], 1);
+    assert_code(
+        &run(&["schema", "delete", "--subject", &subject, "--permanent"]),
         EXIT_REFUSED,
         "not found",
     );

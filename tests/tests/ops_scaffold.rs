@@ -56,15 +56,16 @@ fn scaffold_target() -> PathBuf {
 #[test]
 fn new_stage_and_source_build_test_and_run_in_the_harness() {
     let dir = tempfile::tempdir().unwrap();
+    // `--dir` is where the crate goes: the crate is `<dir>/<name>`.
     let stage_dir = dir.path().join("word-count");
-    let out = stage_host_output(&["new", "word-count", "--dir", s(&stage_dir)]);
+    let out = stage_host_output(&["new", "word-count", "--dir", s(dir.path())]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let source_dir = dir.path().join("ticker");
-    let out = stage_host_output(&["new", "ticker", "--source", "--dir", s(&source_dir)]);
+    let out = stage_host_output(&["new", "ticker", "--source", "--dir", s(dir.path())]);
     assert!(
         out.status.success(),
         "{}",
@@ -172,6 +173,48 @@ fn harness_runs_the_example_stage_with_schema_resolution() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(json_lines(&out).len(), 2);
+
+    // --max-records stops a stage after its first N input records, as it does a source.
+    let out = stage_host_output(&[
+        "harness",
+        "--plugin",
+        s(&plugin("stage-two")),
+        "--input",
+        s(&input),
+        "--max-records",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["value"]["postid"], "p1");
+}
+
+#[test]
+fn inspect_prints_whole_lines_as_text_and_as_json() {
+    let stage_two = plugin("stage-two");
+    for json in [false, true] {
+        let mut args = vec!["inspect", s(&stage_two)];
+        if json {
+            args.push("--json");
+        }
+        let out = stage_host_output(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.ends_with('\n'), "json {json}: {stdout:?}");
+        if json {
+            let spec: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(spec["name"], "stage-two");
+        }
+    }
 }
 
 #[test]
@@ -248,6 +291,8 @@ fn harness_and_new_bad_arguments() {
         EXIT_BAD_CONFIG,
         "invalid plugin name",
     );
+    std::fs::create_dir(dir.path().join("ok")).unwrap();
+    std::fs::write(dir.path().join("ok/keep"), "").unwrap();
     assert_code(
         &stage_host_output(&["new", "ok", "--dir", s(dir.path())]),
         EXIT_BAD_CONFIG,

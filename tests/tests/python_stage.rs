@@ -545,7 +545,7 @@ fn new_python_scaffolds_a_stage_the_harness_runs_without_a_cluster() {
         "word-count",
         "--python",
         "--dir",
-        stage_dir.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
     ]);
     assert!(
         created.status.success(),
@@ -587,7 +587,7 @@ fn new_python_scaffolds_a_stage_the_harness_runs_without_a_cluster() {
         "--python",
         "--source",
         "--dir",
-        source_dir.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
     ]);
     assert!(
         created.status.success(),

@@ -122,6 +122,11 @@ pub struct SchemaRegistry {
     by_id: Mutex<HashMap<u32, Arc<str>>>,
 }
 
+/// The registry's answer to a soft delete of a subject whose versions are all soft-deleted.
+const SUBJECT_SOFT_DELETED: i64 = 40404;
+/// The registry's answer to a soft delete of a version that is soft-deleted.
+const VERSION_SOFT_DELETED: i64 = 40406;
+
 /// First wait before a retry; doubled each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -223,8 +228,14 @@ impl SchemaRegistry {
     }
 
     /// Deletes a subject (every version) or one version; `permanent` hard-deletes after the
-    /// soft delete, so they cannot be restored. Returns what the registry says it deleted.
-    /// Never retried: a delete whose answer was lost would be refused the second time.
+    /// soft delete, so they cannot be restored. Returns what the registry says it deleted (with
+    /// `permanent`, what it removed for good). Never retried: a delete whose answer was lost
+    /// would be refused the second time.
+    ///
+    /// The registry hard-deletes only what is soft-deleted already (`?permanent=true` on a live
+    /// subject is 40405, on a live version 40407), and refuses a second soft delete (40404,
+    /// 40406). So a permanent delete soft-deletes first, and goes on to the hard delete when
+    /// the registry says that was done before.
     pub fn delete(
         &self,
         subject: &str,
@@ -235,14 +246,27 @@ impl SchemaRegistry {
             Some(v) => self.url_of(&["subjects", subject, "versions", v]),
             None => self.url_of(&["subjects", subject]),
         };
-        let what = format!("deleting {subject}");
-        let deleted = self.call(&what, false, || self.http.delete(&url))?;
-        if permanent {
-            // The registry hard-deletes only what is already soft-deleted.
+        let what = match version {
+            Some(v) => format!("deleting {subject} version {v}"),
+            None => format!("deleting {subject}"),
+        };
+        let soft = self.send(&what, false, || self.http.delete(&url))?;
+        let deleted = if !permanent {
+            self.body(soft, &what)?
+        } else {
+            if soft.status() == StatusCode::NOT_FOUND {
+                let answer = ErrorAnswer::read(soft);
+                if !matches!(
+                    answer.code,
+                    Some(SUBJECT_SOFT_DELETED | VERSION_SOFT_DELETED)
+                ) {
+                    return Err(RegistryError::Refused(format!("{what}: {answer}")));
+                }
+            }
             self.call(&what, false, || {
                 self.http.delete(format!("{url}?permanent=true"))
-            })?;
-        }
+            })?
+        };
         lock(&self.registered).retain(|(s, _), _| s != subject);
         Ok(deleted)
     }

@@ -91,8 +91,16 @@ pub fn run(command: &TopicCommand) -> Result<(), HostError> {
             let info = backend(conn)?
                 .describe(topic)?
                 .ok_or_else(|| TopicError::Refused(format!("topic {topic} does not exist")))?;
-            print_topics(std::slice::from_ref(&info), conn.json);
-            if !conn.json && !info.partition_detail.is_empty() {
+            if conn.json {
+                // One object, the same from either back end.
+                println!(
+                    "{}",
+                    serde_json::to_string(&info).expect("topic info serializes")
+                );
+                return Ok(());
+            }
+            print_topics(std::slice::from_ref(&info), false);
+            if !info.partition_detail.is_empty() {
                 println!("{:<10} {:<7} {:<12} ISR", "PARTITION", "LEADER", "REPLICAS");
                 for p in &info.partition_detail {
                     println!(
@@ -178,12 +186,10 @@ fn report(json: bool, status: &str, topic: &str) {
 
 fn print_topics(topics: &[TopicInfo], json: bool) {
     if json {
-        let text = if topics.len() == 1 && !topics[0].partition_detail.is_empty() {
-            serde_json::to_string(&topics[0])
-        } else {
-            serde_json::to_string(topics)
-        };
-        println!("{}", text.expect("topic info serializes"));
+        println!(
+            "{}",
+            serde_json::to_string(topics).expect("topic info serializes")
+        );
         return;
     }
     println!("{:<40} {:>10} {:>12}", "TOPIC", "PARTITIONS", "REPLICATION");

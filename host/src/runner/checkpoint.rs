@@ -44,7 +44,7 @@ impl CheckpointStore {
     /// Reads the source's last committed checkpoint, or `None` if it never stored one.
     pub fn load(&self, conn: &Connection) -> Result<Option<String>, RunError> {
         let consumer: BaseConsumer = conn
-            .client_config(&[
+            .consumer_config(&[
                 // librdkafka wants a group even for an assigned partition; nothing is committed
                 // and the group never forms (no subscription).
                 ("group.id", "stage-host-checkpoint-reader"),

@@ -181,7 +181,7 @@ impl StageConsumer {
         audit: Arc<Mutex<ContinuityAudit>>,
         handover: HandOver,
     ) -> Result<StageConsumer, RunError> {
-        let mut config = conn.client_config(CONSUMER_DEFAULTS);
+        let mut config = conn.consumer_config(CONSUMER_DEFAULTS);
         config.set("group.id", group_id);
         if config.get("statistics.interval.ms").is_none() {
             config.set("statistics.interval.ms", lag::STATISTICS_INTERVAL_MS);
@@ -214,7 +214,7 @@ impl StageConsumer {
             input_topic: input_topic.to_string(),
             group_id: group_id.to_string(),
             side_client: None,
-            side_client_config: conn.client_config(&[("group.id", "stage-host-watermarks")]),
+            side_client_config: conn.consumer_config(&[("group.id", "stage-host-watermarks")]),
         })
     }
 

@@ -193,7 +193,7 @@ pub fn create_producer(
     transactional_id: Option<&str>,
     watchdog: &crate::watchdog::Watchdog,
 ) -> Result<AckingProducer, super::RunError> {
-    let mut config = conn.client_config(crate::settings::PRODUCER_DEFAULTS);
+    let mut config = conn.producer_config(crate::settings::PRODUCER_DEFAULTS);
     if let Some(id) = transactional_id {
         config.set("transactional.id", id);
     }

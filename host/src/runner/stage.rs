@@ -191,7 +191,7 @@ impl<'a> StageRunner<'a> {
             Arc::clone(&audit),
             &options.input_topic,
             options.on_offset_gap,
-            conn.client_config(&[]),
+            conn.consumer_config(&[]),
         );
         let watchdog = Watchdog::start(Some(Arc::clone(&observer)));
         let ledger = Arc::new(Mutex::new(CommitLedger::default()));

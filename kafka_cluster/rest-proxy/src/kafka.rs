@@ -84,6 +84,19 @@ pub struct TopicInfo {
     pub replication_factor: i32,
 }
 
+/// What the v3 API reports about one partition: who leads it, who holds it, who is in sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// Partition id.
+    pub partition_id: i32,
+    /// Broker id of the leader; `None` while the partition has none (librdkafka says -1).
+    pub leader: Option<i32>,
+    /// Broker ids of the replicas, in the broker's order.
+    pub replicas: Vec<i32>,
+    /// Broker ids of the in-sync replicas.
+    pub isr: Vec<i32>,
+}
+
 /// A topic to create; `None` fields take the broker's defaults.
 #[derive(Debug, Clone, Default)]
 pub struct TopicSpec {
@@ -184,6 +197,28 @@ impl KafkaAdmin {
     pub async fn describe_topic(&self, name: &str) -> Result<TopicInfo, AdminError> {
         let metadata = self.metadata().await?;
         find_topic(&metadata, name).ok_or_else(|| AdminError::UnknownTopic(name.to_owned()))
+    }
+
+    /// One topic's partitions, by id, or [`AdminError::UnknownTopic`].
+    pub async fn describe_partitions(&self, name: &str) -> Result<Vec<PartitionInfo>, AdminError> {
+        let metadata = self.metadata().await?;
+        let topic = metadata
+            .topics()
+            .iter()
+            .find(|topic| topic.name() == name && topic.error().is_none())
+            .ok_or_else(|| AdminError::UnknownTopic(name.to_owned()))?;
+        let mut partitions: Vec<PartitionInfo> = topic
+            .partitions()
+            .iter()
+            .map(|p| PartitionInfo {
+                partition_id: p.id(),
+                leader: (p.leader() >= 0).then_some(p.leader()),
+                replicas: p.replicas().to_vec(),
+                isr: p.isr().to_vec(),
+            })
+            .collect();
+        partitions.sort_by_key(|p| p.partition_id);
+        Ok(partitions)
     }
 
     /// Creates a topic; with `validate_only` the broker only checks the request.

@@ -1,4 +1,4 @@
-//! The JSON shapes of Confluent's REST Proxy v3 for clusters and topics.
+//! The JSON shapes of Confluent's REST Proxy v3 for clusters, topics, partitions and replicas.
 //!
 //! Field names and `kind` strings follow Confluent's API reference so that clients written
 //! for it parse these answers unchanged. Links (`self`, `related`) are absolute URLs built
@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::kafka::TopicInfo;
+use crate::kafka::{PartitionInfo, TopicInfo};
 
 /// `metadata` of a single resource.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -96,6 +96,51 @@ pub struct TopicData {
     pub partition_reassignments: Related,
     /// Operations the caller may perform; empty unless asked for.
     pub authorized_operations: Vec<String>,
+}
+
+/// `KafkaPartition`. Its leader and replicas are links, as in Confluent's API: a client asks
+/// the replicas collection for broker ids and in-sync state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartitionData {
+    /// Always `KafkaPartition`.
+    pub kind: String,
+    /// Links to this partition.
+    pub metadata: ResourceMetadata,
+    /// The cluster the partition belongs to.
+    pub cluster_id: String,
+    /// Its topic.
+    pub topic_name: String,
+    /// Partition id.
+    pub partition_id: i32,
+    /// The leader's replica, when the partition has a leader.
+    pub leader: Option<Related>,
+    /// The partition's replicas.
+    pub replicas: Related,
+    /// A reassignment in progress.
+    pub reassignment: Related,
+}
+
+/// `KafkaReplica`: one broker's copy of a partition.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplicaData {
+    /// Always `KafkaReplica`.
+    pub kind: String,
+    /// Links to this replica.
+    pub metadata: ResourceMetadata,
+    /// The cluster the replica belongs to.
+    pub cluster_id: String,
+    /// Its topic.
+    pub topic_name: String,
+    /// Its partition.
+    pub partition_id: i32,
+    /// The broker holding it.
+    pub broker_id: i32,
+    /// Whether this broker leads the partition.
+    pub is_leader: bool,
+    /// Whether this replica is in the partition's ISR.
+    pub is_in_sync: bool,
+    /// The broker holding it.
+    pub broker: Related,
 }
 
 /// Body of `POST /v3/clusters/{cluster_id}/topics`.
@@ -217,6 +262,105 @@ impl Links {
             authorized_operations: Vec::new(),
         }
     }
+
+    /// `KafkaPartitionList` of one topic.
+    pub fn partition_list(
+        &self,
+        cluster_id: &str,
+        topic: &str,
+        partitions: &[PartitionInfo],
+    ) -> List<PartitionData> {
+        List {
+            kind: "KafkaPartitionList".to_owned(),
+            metadata: CollectionMetadata {
+                self_url: self.url(&format!("/{cluster_id}/topics/{topic}/partitions")),
+                next: None,
+            },
+            data: partitions
+                .iter()
+                .map(|partition| self.partition(cluster_id, topic, partition))
+                .collect(),
+        }
+    }
+
+    /// `KafkaPartition`.
+    pub fn partition(
+        &self,
+        cluster_id: &str,
+        topic: &str,
+        partition: &PartitionInfo,
+    ) -> PartitionData {
+        let id = partition.partition_id;
+        let path = format!("/{cluster_id}/topics/{topic}/partitions/{id}");
+        PartitionData {
+            kind: "KafkaPartition".to_owned(),
+            metadata: ResourceMetadata {
+                self_url: self.url(&path),
+                resource_name: format!("crn:///kafka={cluster_id}/topic={topic}/partition={id}"),
+            },
+            cluster_id: cluster_id.to_owned(),
+            topic_name: topic.to_owned(),
+            partition_id: id,
+            leader: partition
+                .leader
+                .map(|broker| self.related(&format!("{path}/replicas/{broker}"))),
+            replicas: self.related(&format!("{path}/replicas")),
+            reassignment: self.related(&format!("{path}/reassignment")),
+        }
+    }
+
+    /// `KafkaReplicaList` of one partition, in the broker's replica order.
+    pub fn replica_list(
+        &self,
+        cluster_id: &str,
+        topic: &str,
+        partition: &PartitionInfo,
+    ) -> List<ReplicaData> {
+        let id = partition.partition_id;
+        List {
+            kind: "KafkaReplicaList".to_owned(),
+            metadata: CollectionMetadata {
+                self_url: self.url(&format!(
+                    "/{cluster_id}/topics/{topic}/partitions/{id}/replicas"
+                )),
+                next: None,
+            },
+            data: partition
+                .replicas
+                .iter()
+                .map(|broker| self.replica(cluster_id, topic, partition, *broker))
+                .collect(),
+        }
+    }
+
+    /// `KafkaReplica` of `broker`.
+    pub fn replica(
+        &self,
+        cluster_id: &str,
+        topic: &str,
+        partition: &PartitionInfo,
+        broker: i32,
+    ) -> ReplicaData {
+        let id = partition.partition_id;
+        ReplicaData {
+            kind: "KafkaReplica".to_owned(),
+            metadata: ResourceMetadata {
+                self_url: self.url(&format!(
+                    "/{cluster_id}/topics/{topic}/partitions/{id}/replicas/{broker}"
+                )),
+                resource_name: format!(
+                    "crn:///kafka={cluster_id}/topic={topic}/partition={id}/replica={broker}"
+                ),
+            },
+            cluster_id: cluster_id.to_owned(),
+            topic_name: topic.to_owned(),
+            partition_id: id,
+            broker_id: broker,
+            is_leader: partition.leader == Some(broker),
+            is_in_sync: partition.isr.contains(&broker),
+            broker: self.related(&format!("/{cluster_id}/brokers/{broker}")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -255,6 +399,64 @@ mod tests {
                 "authorized_operations": []
             })
         );
+    }
+
+    #[test]
+    fn partitions_and_replicas_match_confluent_shape() {
+        let links = Links::new("http://localhost:8082");
+        let partition = PartitionInfo {
+            partition_id: 1,
+            leader: Some(2),
+            replicas: vec![2, 3],
+            isr: vec![2],
+        };
+        let base = "http://localhost:8082/v3/clusters/c1/topics/orders/partitions";
+        let list = serde_json::to_value(links.partition_list(
+            "c1",
+            "orders",
+            std::slice::from_ref(&partition),
+        ))
+        .unwrap();
+        assert_eq!(list["kind"], "KafkaPartitionList");
+        assert_eq!(list["metadata"]["self"], base);
+        assert_eq!(
+            list["data"][0],
+            json!({
+                "kind": "KafkaPartition",
+                "metadata": {
+                    "self": format!("{base}/1"),
+                    "resource_name": "crn:///kafka=c1/topic=orders/partition=1"
+                },
+                "cluster_id": "c1",
+                "topic_name": "orders",
+                "partition_id": 1,
+                "leader": {"related": format!("{base}/1/replicas/2")},
+                "replicas": {"related": format!("{base}/1/replicas")},
+                "reassignment": {"related": format!("{base}/1/reassignment")}
+            })
+        );
+        let replicas =
+            serde_json::to_value(links.replica_list("c1", "orders", &partition)).unwrap();
+        assert_eq!(replicas["kind"], "KafkaReplicaList");
+        assert_eq!(
+            replicas["data"][1],
+            json!({
+                "kind": "KafkaReplica",
+                "metadata": {
+                    "self": format!("{base}/1/replicas/3"),
+                    "resource_name": "crn:///kafka=c1/topic=orders/partition=1/replica=3"
+                },
+                "cluster_id": "c1",
+                "topic_name": "orders",
+                "partition_id": 1,
+                "broker_id": 3,
+                "is_leader": false,
+                "is_in_sync": false,
+                "broker": {"related": "http://localhost:8082/v3/clusters/c1/brokers/3"}
+            })
+        );
+        assert_eq!(replicas["data"][0]["is_leader"], true);
+        assert_eq!(replicas["data"][0]["is_in_sync"], true);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! HTTP routes of the v3 cluster and topic endpoints.
+//! HTTP routes of the v3 cluster, topic, partition and replica endpoints.
 //!
 //! Each handler checks the cluster id in the path first (404 for any other id, as Confluent
 //! does), then asks [`KafkaAdmin`] and renders the answer with [`Links`].
@@ -16,7 +16,9 @@ use axum::{Json, Router};
 
 use crate::error::ApiError;
 use crate::kafka::{KafkaAdmin, TopicInfo, TopicSpec, Visibility};
-use crate::model::{ClusterData, CreateTopicRequest, Links, List, TopicData};
+use crate::model::{
+    ClusterData, CreateTopicRequest, Links, List, PartitionData, ReplicaData, TopicData,
+};
 
 /// Shared state of all handlers.
 pub struct AppState {
@@ -47,6 +49,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v3/clusters/{cluster_id}/topics/{topic_name}",
             get(get_topic).delete(delete_topic),
+        )
+        .route(
+            "/v3/clusters/{cluster_id}/topics/{topic_name}/partitions",
+            get(list_partitions),
+        )
+        .route(
+            "/v3/clusters/{cluster_id}/topics/{topic_name}/partitions/{partition_id}",
+            get(get_partition),
+        )
+        .route(
+            "/v3/clusters/{cluster_id}/topics/{topic_name}/partitions/{partition_id}/replicas",
+            get(list_replicas),
+        )
+        .route(
+            "/v3/clusters/{cluster_id}/topics/{topic_name}/partitions/{partition_id}/replicas/{broker_id}",
+            get(get_replica),
         )
         .fallback(|| async { ApiError::not_found() })
         .with_state(Arc::new(state))
@@ -123,6 +141,79 @@ async fn get_topic(
     let cluster_id = this_cluster(&state, &cluster_id).await?;
     let topic = state.admin.describe_topic(&topic_name).await?;
     Ok(Json(links.topic(&cluster_id, &topic)))
+}
+
+async fn list_partitions(
+    State(state): Shared,
+    Path((cluster_id, topic_name)): Path<(String, String)>,
+    links: Links,
+) -> Result<Json<List<PartitionData>>, ApiError> {
+    let cluster_id = this_cluster(&state, &cluster_id).await?;
+    let partitions = state.admin.describe_partitions(&topic_name).await?;
+    Ok(Json(links.partition_list(
+        &cluster_id,
+        &topic_name,
+        &partitions,
+    )))
+}
+
+async fn get_partition(
+    State(state): Shared,
+    Path((cluster_id, topic_name, partition_id)): Path<(String, String, String)>,
+    links: Links,
+) -> Result<Json<PartitionData>, ApiError> {
+    let cluster_id = this_cluster(&state, &cluster_id).await?;
+    let partition = partition_of(&state, &topic_name, &partition_id).await?;
+    Ok(Json(links.partition(&cluster_id, &topic_name, &partition)))
+}
+
+async fn list_replicas(
+    State(state): Shared,
+    Path((cluster_id, topic_name, partition_id)): Path<(String, String, String)>,
+    links: Links,
+) -> Result<Json<List<ReplicaData>>, ApiError> {
+    let cluster_id = this_cluster(&state, &cluster_id).await?;
+    let partition = partition_of(&state, &topic_name, &partition_id).await?;
+    Ok(Json(links.replica_list(
+        &cluster_id,
+        &topic_name,
+        &partition,
+    )))
+}
+
+async fn get_replica(
+    State(state): Shared,
+    Path((cluster_id, topic_name, partition_id, broker_id)): Path<(String, String, String, String)>,
+    links: Links,
+) -> Result<Json<ReplicaData>, ApiError> {
+    let cluster_id = this_cluster(&state, &cluster_id).await?;
+    let partition = partition_of(&state, &topic_name, &partition_id).await?;
+    let broker = broker_id
+        .parse()
+        .ok()
+        .filter(|broker| partition.replicas.contains(broker))
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(links.replica(
+        &cluster_id,
+        &topic_name,
+        &partition,
+        broker,
+    )))
+}
+
+/// The partition the path names. As Confluent's proxy: an unknown topic is 40403, a partition
+/// the topic does not have (or an id that is no number) a plain 404.
+async fn partition_of(
+    state: &AppState,
+    topic: &str,
+    partition_id: &str,
+) -> Result<crate::kafka::PartitionInfo, ApiError> {
+    let partitions = state.admin.describe_partitions(topic).await?;
+    let id: i32 = partition_id.parse().map_err(|_| ApiError::not_found())?;
+    partitions
+        .into_iter()
+        .find(|p| p.partition_id == id)
+        .ok_or_else(ApiError::not_found)
 }
 
 async fn create_topic(

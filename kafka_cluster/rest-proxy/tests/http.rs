@@ -279,6 +279,83 @@ async fn topic_created_with_configs_and_defaults() {
 }
 
 #[tokio::test]
+async fn partitions_and_replicas_name_leaders_and_in_sync_replicas() {
+    let Some(proxy) =
+        start_proxy("partitions_and_replicas_name_leaders_and_in_sync_replicas").await
+    else {
+        return;
+    };
+    let cluster_id = proxy.cluster_id().await;
+    let topics = format!("/v3/clusters/{cluster_id}/topics");
+    let name = unique_topic("rest-proxy-partitions");
+    let topic_path = format!("{topics}/{name}");
+    let request = json!({"topic_name": name, "partitions_count": 2, "replication_factor": 1});
+    let (status, created) = proxy
+        .call(reqwest::Method::POST, &topics, Some(request))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    // The topic's `partitions` link leads to them.
+    let (status, list) = proxy.get(&format!("{topic_path}/partitions")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["kind"], "KafkaPartitionList");
+    assert_eq!(list["metadata"]["self"], created["partitions"]["related"]);
+    let partitions = list["data"].as_array().expect("data");
+    assert_eq!(partitions.len(), 2, "{list}");
+    for (id, partition) in partitions.iter().enumerate() {
+        let path = format!("{topic_path}/partitions/{id}");
+        assert_eq!(partition["kind"], "KafkaPartition");
+        assert_eq!(partition["partition_id"], id);
+        assert_eq!(partition["topic_name"], name);
+        assert_eq!(
+            partition["metadata"]["resource_name"],
+            format!("crn:///kafka={cluster_id}/topic={name}/partition={id}")
+        );
+        assert_eq!(
+            partition["replicas"]["related"],
+            format!("{}{path}/replicas", proxy.base)
+        );
+        let (status, one) = proxy.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{one}");
+        assert_eq!(&one, partition);
+
+        // One replica, the leader, in sync; the leader link points at it.
+        let (status, replicas) = proxy.get(&format!("{path}/replicas")).await;
+        assert_eq!(status, StatusCode::OK, "{replicas}");
+        assert_eq!(replicas["kind"], "KafkaReplicaList");
+        let replica = &replicas["data"][0];
+        assert_eq!(replicas["data"].as_array().map(Vec::len), Some(1));
+        assert_eq!(replica["kind"], "KafkaReplica");
+        assert_eq!(replica["partition_id"], id);
+        assert_eq!(replica["is_leader"], true);
+        assert_eq!(replica["is_in_sync"], true);
+        let broker = replica["broker_id"].as_i64().expect("broker_id");
+        assert_eq!(
+            partition["leader"]["related"],
+            format!("{}{path}/replicas/{broker}", proxy.base)
+        );
+        let (status, fetched) = proxy.get(&format!("{path}/replicas/{broker}")).await;
+        assert_eq!(status, StatusCode::OK, "{fetched}");
+        assert_eq!(&fetched, replica);
+    }
+
+    // A partition the topic does not have, a broker without a replica: 404; an unknown topic:
+    // 40403, as Confluent answers.
+    let (status, body) = proxy.get(&format!("{topic_path}/partitions/7")).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, 404);
+    let (status, body) = proxy
+        .get(&format!("{topic_path}/partitions/0/replicas/987654"))
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, 404);
+    let absent = format!("{topics}/{}/partitions", unique_topic("absent"));
+    let (status, body) = proxy.get(&absent).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, 40403);
+
+    let (status, body) = proxy.call(reqwest::Method::DELETE, &topic_path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}
+
+#[tokio::test]
 async fn unknown_topic_is_40403() {
     let Some(proxy) = start_proxy("unknown_topic_is_40403").await else {
         return;

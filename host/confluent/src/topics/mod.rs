@@ -47,8 +47,8 @@ pub struct TopicInfo {
     pub partitions: usize,
     /// Replicas of each partition.
     pub replication_factor: usize,
-    /// Leader, replicas and in-sync replicas of each partition (the Admin API tells them; the
-    /// REST Proxy's topic listing does not).
+    /// Leader, replicas and in-sync replicas of each partition: given by `describe` through
+    /// either back end, left out of `list`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub partition_detail: Vec<PartitionInfo>,
 }

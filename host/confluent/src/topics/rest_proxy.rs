@@ -1,7 +1,11 @@
 //! Topic administration through the Kafka REST Proxy v3, bound to one of the clusters it
 //! serves (the Python `ClusterAdmin`'s `get_clusters` and `select_cluster`).
+//!
+//! v3 gives a partition's leader and replicas as links: `describe` reads the topic's partitions
+//! and each partition's replicas (broker id, leader, in sync), so its detail matches the Admin
+//! API's.
 
-use super::{NewTopic, TopicAdmin, TopicError, TopicInfo};
+use super::{NewTopic, PartitionInfo, TopicAdmin, TopicError, TopicInfo};
 use crate::http::{self, ErrorAnswer};
 use crate::Failure;
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -33,6 +37,36 @@ struct Topic {
     topic_name: String,
     partitions_count: usize,
     replication_factor: usize,
+}
+
+#[derive(Deserialize)]
+struct Partition {
+    partition_id: i32,
+}
+
+#[derive(Deserialize)]
+struct Replica {
+    broker_id: i32,
+    is_leader: bool,
+    is_in_sync: bool,
+}
+
+/// A partition as the Admin API describes it, from its v3 replicas; `leader` is -1 when no
+/// replica leads (librdkafka's value for a partition without a leader).
+fn partition_info(partition_id: i32, replicas: &[Replica]) -> PartitionInfo {
+    PartitionInfo {
+        id: partition_id,
+        leader: replicas
+            .iter()
+            .find(|r| r.is_leader)
+            .map_or(-1, |r| r.broker_id),
+        replicas: replicas.iter().map(|r| r.broker_id).collect(),
+        isr: replicas
+            .iter()
+            .filter(|r| r.is_in_sync)
+            .map(|r| r.broker_id)
+            .collect(),
+    }
 }
 
 impl From<Topic> for TopicInfo {
@@ -102,6 +136,24 @@ impl RestProxy {
 
     fn topic_url(&self, topic: &str) -> String {
         format!("{}/{}", self.topics_url(), http::segment(topic))
+    }
+
+    /// Leader, replicas and in-sync replicas of each of `topic`'s partitions, by id.
+    fn partition_detail(&self, topic: &str) -> Result<Vec<PartitionInfo>, TopicError> {
+        let partitions_url = format!("{}/partitions", self.topic_url(topic));
+        let what = format!("describing the partitions of {topic}");
+        let list: List<Partition> = json_of(&self.base, &what, || self.http.get(&partitions_url))?;
+        let mut detail = list
+            .data
+            .iter()
+            .map(|p| {
+                let url = format!("{partitions_url}/{}/replicas", p.partition_id);
+                let replicas: List<Replica> = json_of(&self.base, &what, || self.http.get(&url))?;
+                Ok(partition_info(p.partition_id, &replicas.data))
+            })
+            .collect::<Result<Vec<_>, TopicError>>()?;
+        detail.sort_by_key(|p| p.id);
+        Ok(detail)
     }
 }
 
@@ -176,7 +228,9 @@ impl TopicAdmin for RestProxy {
         let topic: Topic = response
             .json()
             .map_err(|e| unreachable(&self.base, format!("{what}: {e}")))?;
-        Ok(Some(topic.into()))
+        let mut info = TopicInfo::from(topic);
+        info.partition_detail = self.partition_detail(&info.name)?;
+        Ok(Some(info))
     }
 
     fn create(&self, topic: &NewTopic<'_>) -> Result<bool, TopicError> {
@@ -213,5 +267,34 @@ impl TopicAdmin for RestProxy {
             self.http.delete(self.topic_url(topic))
         })?;
         Ok(response.status() != StatusCode::NOT_FOUND)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_become_leader_replicas_and_isr() {
+        let replica = |broker_id, is_leader, is_in_sync| Replica {
+            broker_id,
+            is_leader,
+            is_in_sync,
+        };
+        let replicas = [
+            replica(2, false, true),
+            replica(1, true, true),
+            replica(3, false, false),
+        ];
+        assert_eq!(
+            partition_info(4, &replicas),
+            PartitionInfo {
+                id: 4,
+                leader: 1,
+                replicas: vec![2, 1, 3],
+                isr: vec![2, 1],
+            }
+        );
+        assert_eq!(partition_info(0, &[replica(5, false, false)]).leader, -1);
     }
 }
