@@ -605,7 +605,7 @@ impl<'a> Kafka<'a> {
         isolation: &str,
     ) -> Result<BaseConsumer<EventsContext>, PipelineError> {
         self.conn
-            .client_config(&[
+            .consumer_config(&[
                 ("group.id", group),
                 ("enable.auto.commit", "false"),
                 ("isolation.level", isolation),
