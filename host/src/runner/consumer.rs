@@ -339,6 +339,21 @@ impl StageConsumer {
     ) -> Result<(), RunError> {
         let mut backoff = Duration::from_millis(200);
         loop {
+            // The assignment may be gone (a session that timed out while the transaction
+            // failed revokes everything): nothing is left to rewind, and partitions assigned
+            // later start at the group's committed offsets anyway. librdkafka refuses a seek
+            // of no partitions (_INVALID_ARG), and retrying that would keep the loop from
+            // polling, and so from ever being assigned again.
+            if self
+                .consumer
+                .assignment()
+                .is_ok_and(|assigned| assigned.count() == 0)
+            {
+                tracing::info!(
+                    "no partition assigned after the aborted transaction; nothing to rewind"
+                );
+                return Ok(());
+            }
             let rewound = {
                 // Two calls, each given `timeout`.
                 let _call = watchdog.client_call("rewinding to the committed offsets", timeout * 2);

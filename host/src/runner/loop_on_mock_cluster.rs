@@ -253,3 +253,48 @@ fn under_skip_failing_records_are_passed_over_and_committed_past() {
     );
     assert_eq!(outputs(&conn, 320).len(), 320);
 }
+
+#[test]
+fn a_rewind_with_no_partition_assigned_has_nothing_to_do() {
+    // After an aborted transaction whose session also timed out, the revocation has taken
+    // every partition: the rewind must return (the loop then polls and is assigned again),
+    // not retry librdkafka's refusal of a seek of no partitions for ever.
+    use super::consumer::StageConsumer;
+    use super::continuity::ContinuityAudit;
+    use super::handover::HandOver;
+    use crate::watchdog::Watchdog;
+    use std::sync::Mutex;
+
+    let cluster = mock_cluster();
+    let conn = connection(&cluster);
+    produce(&conn, &["fine"], 4);
+    let observer = Arc::new(Observer::new(plugin_host::StageKind::Stage, "probe", "1.0"));
+    let audit = Arc::new(Mutex::new(ContinuityAudit::new(false)));
+    let handover = HandOver {
+        ledger: Arc::default(),
+        commits: false,
+        timeout: Duration::from_secs(5),
+        topic: INPUT.to_string(),
+        observer: Arc::clone(&observer),
+        watchdog: Watchdog::start(None),
+        drained: Default::default(),
+    };
+    // Subscribed, never polled: nothing is assigned.
+    let consumer =
+        StageConsumer::subscribe(&conn, INPUT, GROUP, observer, Arc::clone(&audit), handover)
+            .unwrap();
+    let watchdog = Watchdog::start(None);
+    // A rewind that retries ends only when a stop is requested, and then fails.
+    let shutdown = Shutdown::default();
+    let stopper = {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(10));
+            shutdown.request();
+        })
+    };
+    let rewound =
+        consumer.rewind_to_committed(&audit, Duration::from_secs(5), &shutdown, &watchdog);
+    assert!(rewound.is_ok(), "{rewound:?}");
+    drop(stopper);
+}
