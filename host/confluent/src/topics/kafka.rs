@@ -4,8 +4,8 @@
 use super::{NewTopic, PartitionInfo, TopicAdmin, TopicError, TopicInfo};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier, TopicReplication, TopicResult};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
 use std::time::Duration;
 
@@ -72,11 +72,12 @@ impl KafkaAdmin {
     fn any_broker(&self) -> Result<i32, TopicError> {
         let mut config = self.config.clone();
         config.set("allow.auto.create.topics", "false");
-        let consumer: BaseConsumer = config
+        let client: BaseProducer = config
             .create()
             .map_err(|e| TopicError::Refused(format!("invalid Kafka client settings: {e}")))?;
         // Any answer lists the brokers; asking for one internal topic keeps it small.
-        let metadata = consumer
+        let metadata = client
+            .client()
             .fetch_metadata(Some("__consumer_offsets"), self.timeout)
             .map_err(|e| self.unreachable(e))?;
         metadata
@@ -87,13 +88,17 @@ impl KafkaAdmin {
     }
 
     fn metadata(&self, topic: Option<&str>) -> Result<Vec<TopicInfo>, TopicError> {
-        // A metadata request must never create the topic it asks about.
+        // A metadata request must never create the topic it asks about. A producer asks: a
+        // consumer would check the consumer's fetch sizes against `receive.message.max.bytes`,
+        // which an operator may set for the stage's consumer (`-X`) without the fetch sizes
+        // that go with it, as those reach consumers only.
         let mut config = self.config.clone();
         config.set("allow.auto.create.topics", "false");
-        let consumer: BaseConsumer = config
+        let client: BaseProducer = config
             .create()
             .map_err(|e| TopicError::Refused(format!("invalid Kafka client settings: {e}")))?;
-        let metadata = consumer
+        let metadata = client
+            .client()
             .fetch_metadata(topic, self.timeout)
             .map_err(|e| self.unreachable(e))?;
         Ok(metadata
