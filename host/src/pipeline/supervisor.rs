@@ -290,7 +290,10 @@ impl Supervisor {
             dry_run.push("--dry-run".into());
             self.run_check_with_code(&dry_run)
                 .map_err(|(e, code)| PipelineError::StartFailed {
-                    reason: format!("stage {}: {e}", def.name),
+                    reason: format!(
+                        "stage {} failed to start, in its dry run before anything started: {e}",
+                        def.name
+                    ),
                     code: code
                         .filter(|&code| code != 0)
                         .unwrap_or(crate::error::exit_code::RUN_FAILED),
