@@ -70,6 +70,24 @@ fn lost_and_duplicated(records: &[ConsumedRecord], total: u32) -> (Vec<u32>, usi
     (lost, duplicated)
 }
 
+/// librdkafka's refused commits (`COMMITFAIL`), expected while the group rebalances, appear at
+/// most once per rebalance in a replica's log, at INFO, never as a warning flood.
+fn assert_refused_commits_logged_once_per_rebalance(stderr: &str) {
+    let lines = |text: &str| stderr.lines().filter(|l| l.contains(text)).count();
+    let refused = lines("COMMITFAIL");
+    let rebalances = lines("partitions assigned") + lines("partitions revoked");
+    assert!(
+        refused <= rebalances,
+        "{refused} COMMITFAIL lines for {rebalances} rebalances: {stderr}"
+    );
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains("COMMITFAIL") && l.contains("WARN")),
+        "a refused commit logged as a warning: {stderr}"
+    );
+}
+
 #[test]
 fn a_replica_joining_mid_stream_takes_partitions_over_without_reprocessing_any() {
     if !cluster_available() {
@@ -104,6 +122,10 @@ fn a_replica_joining_mid_stream_takes_partitions_over_without_reprocessing_any()
         "the first replica handed partitions over: {}",
         first.stderr
     );
+
+    for replica in [&first, &second] {
+        assert_refused_commits_logged_once_per_rebalance(&replica.stderr);
+    }
 
     let records = consume_avro(&n.output, 0, 120);
     let (lost, duplicated) = lost_and_duplicated(&records, total);
