@@ -523,7 +523,16 @@ pub(crate) mod tests {
         scenarios[1].throughput.peak_rss_mb = 31.0;
         scenarios[1].latency = None;
         let t = targets(&scenarios);
-        assert_eq!(t.len(), 9, "every target is listed, measured or not");
+        assert_eq!(t.len(), 12, "every target is listed, measured or not");
+        // The sample has no Python scenario (f): its three targets are listed, unmeasured.
+        for name in [
+            "(f)/(d) records/s, Python flush",
+            "(f)/(d) records/s, Python batched",
+            "(f) peak RSS",
+        ] {
+            let python = target(&t, name);
+            assert_eq!((python.value, python.met), (None, None), "{name}");
+        }
         let eos = target(&t, "(b-eos)/(e-eos)");
         assert_eq!((eos.value, eos.met), (None, None));
         assert_eq!(target(&t, "(b) peak RSS, MB").met, Some(false));
