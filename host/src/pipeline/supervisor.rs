@@ -286,9 +286,7 @@ impl Supervisor {
                         reason: format!("stage {}: {e}", def.name),
                         code: crate::error::exit_code::BAD_PLUGIN,
                     })?;
-            let mut dry_run = def.stage_host_args();
-            dry_run.push("--dry-run".into());
-            self.run_check_with_code(&dry_run)
+            self.dry_run(&def)
                 .map_err(|(e, code)| PipelineError::StartFailed {
                     reason: format!(
                         "stage {} failed to start, in its dry run before anything started: {e}",

@@ -246,9 +246,9 @@ impl Supervisor {
                 ));
             }
         }
-        let new_resumes = self.dry_run(new)?;
+        let new_resumes = self.dry_run(new).map_err(|(e, _code)| e)?;
         if spec.kind == StageKind::Source && !restart_source {
-            let old_resumes = self.dry_run(old)?;
+            let old_resumes = self.dry_run(old).map_err(|(e, _code)| e)?;
             if let Some(reason) = source_cannot_resume(&new.name, old_resumes, new_resumes) {
                 return Err(reason);
             }
@@ -257,11 +257,15 @@ impl Supervisor {
     }
 
     /// Runs `stage-host --dry-run` for `def` (constructs it, asks the registry about its
-    /// schema); for a source, whether it keeps checkpoints.
-    fn dry_run(&mut self, def: &StageDef) -> Result<Option<bool>, String> {
+    /// schema); for a source, whether it keeps checkpoints. Fails as
+    /// [`Self::run_check_with_code`] does.
+    pub(super) fn dry_run(
+        &mut self,
+        def: &StageDef,
+    ) -> Result<Option<bool>, (String, Option<i32>)> {
         let mut args = def.stage_host_args();
         args.push("--dry-run".into());
-        let report = self.run_check(&args)?;
+        let report = self.run_check_with_code(&args)?;
         let resumes = report
             .lines()
             .rev()
