@@ -344,9 +344,9 @@ impl StageConsumer {
             // later start at the group's committed offsets anyway. librdkafka refuses a seek
             // of no partitions (_INVALID_ARG), and retrying that would keep the loop from
             // polling, and so from ever being assigned again.
-            if self
-                .consumer
-                .assignment()
+            let assignment = self.consumer.assignment();
+            if assignment
+                .as_ref()
                 .is_ok_and(|assigned| assigned.count() == 0)
             {
                 tracing::info!(
@@ -357,8 +357,7 @@ impl StageConsumer {
             let rewound = {
                 // Two calls, each given `timeout`.
                 let _call = watchdog.client_call("rewinding to the committed offsets", timeout * 2);
-                self.consumer
-                    .assignment()
+                assignment
                     .and_then(|assigned| self.consumer.committed_offsets(assigned, timeout))
                     .and_then(|committed| {
                         let mut targets = TopicPartitionList::new();
